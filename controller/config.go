@@ -1,0 +1,115 @@
+package controller
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Finalizer is the finalizer extlb puts on every Service it creates a load
+// balancer for. It is added before anything is created in the cloud and
+// removed only after the load balancer is deleted.
+const Finalizer = "extlb.io/load-balancer-cleanup"
+
+// Config is the controller's configuration; the command fills it from flags.
+type Config struct {
+	// ClusterName is passed to every provider call.
+	ClusterName string
+	// LoadBalancerClass is the spec.loadBalancerClass this controller serves.
+	LoadBalancerClass string
+	// HandleDefaultClass makes the controller also serve Services with no
+	// spec.loadBalancerClass, as the cluster's default implementation.
+	HandleDefaultClass bool
+	// Workers is how many Services are reconciled at once.
+	Workers int
+	// AllocateNodePorts lets the controller pick node ports for Services
+	// that have none (allocateLoadBalancerNodePorts: false) when the provider
+	// targets node ports. When false such a Service gets a Warning Event.
+	AllocateNodePorts bool
+	// NodePortRange is the cluster's service-node-port-range.
+	NodePortRange PortRange
+	// MinRetryDelay and MaxRetryDelay bound the per-Service exponential
+	// backoff after a failure.
+	MinRetryDelay time.Duration
+	MaxRetryDelay time.Duration
+	// SlowEnsureNotice is how long a provider call may run before the
+	// controller records an EnsuringLoadBalancer Event saying it is still
+	// in progress. Zero records it before every call, as upstream does.
+	SlowEnsureNotice time.Duration
+}
+
+// DefaultConfig returns the defaults the command's flags start from.
+func DefaultConfig() Config {
+	return Config{
+		ClusterName:        "kubernetes",
+		HandleDefaultClass: true,
+		Workers:            16,
+		AllocateNodePorts:  true,
+		NodePortRange:      PortRange{Base: 30000, Size: 2768},
+		MinRetryDelay:      time.Second,
+		MaxRetryDelay:      5 * time.Minute,
+		SlowEnsureNotice:   2 * time.Second,
+	}
+}
+
+// Validate checks the configuration and names the first bad setting.
+func (c Config) Validate() error {
+	switch {
+	case c.ClusterName == "":
+		return fmt.Errorf("--cluster-name: must not be empty")
+	case c.LoadBalancerClass == "":
+		return fmt.Errorf("--load-balancer-class: must not be empty")
+	case c.Workers < 1:
+		return fmt.Errorf("--workers: must be at least 1, got %d", c.Workers)
+	case c.NodePortRange.Size < 1:
+		return fmt.Errorf("--node-port-range: must not be empty")
+	case c.MinRetryDelay <= 0 || c.MaxRetryDelay < c.MinRetryDelay:
+		return fmt.Errorf("--min-retry-delay/--max-retry-delay: need 0 < min <= max, got %s and %s", c.MinRetryDelay, c.MaxRetryDelay)
+	}
+	return nil
+}
+
+// PortRange is a range of ports [Base, Base+Size).
+type PortRange struct {
+	Base int
+	Size int
+}
+
+// ParsePortRange parses "30000-32767" (both ends included) or a single port.
+func ParsePortRange(s string) (PortRange, error) {
+	lo, hi, found := strings.Cut(strings.TrimSpace(s), "-")
+	if !found {
+		hi = lo
+	}
+	l, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	h, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if err1 != nil || err2 != nil {
+		return PortRange{}, fmt.Errorf("%q is not a port range like 30000-32767", s)
+	}
+	if l < 1 || h > 65535 || l > h {
+		return PortRange{}, fmt.Errorf("%q is not a port range within 1-65535 with low <= high", s)
+	}
+	return PortRange{Base: l, Size: h - l + 1}, nil
+}
+
+// Contains reports whether port lies in the range.
+func (r PortRange) Contains(port int) bool { return port >= r.Base && port < r.Base+r.Size }
+
+// String formats the range as "low-high".
+func (r PortRange) String() string {
+	return fmt.Sprintf("%d-%d", r.Base, r.Base+r.Size-1)
+}
+
+// Set implements pflag.Value.
+func (r *PortRange) Set(s string) error {
+	p, err := ParsePortRange(s)
+	if err != nil {
+		return err
+	}
+	*r = p
+	return nil
+}
+
+// Type implements pflag.Value.
+func (r *PortRange) Type() string { return "portRange" }

@@ -1,0 +1,238 @@
+// Package controller is extlb's service controller: it watches Services of
+// type LoadBalancer and Nodes, and drives a provider (package providers) so
+// that every Service it serves has an external load balancer whose backends
+// are the current node set, with the address in status.loadBalancer.ingress.
+//
+// The reconcile loop is Run → worker → processNextItem → sync (sync.go).
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+
+	"github.com/extlb/extlb/providers"
+)
+
+// Controller reconciles LoadBalancer Services with a provider.
+type Controller struct {
+	cfg      Config
+	client   kubernetes.Interface
+	provider providers.LoadBalancer
+	caps     providers.Capabilities
+	recorder record.EventRecorder
+	metrics  *Metrics
+
+	services       corelisters.ServiceLister
+	nodes          corelisters.NodeLister
+	servicesSynced cache.InformerSynced
+	nodesSynced    cache.InformerSynced
+
+	queue     workqueue.TypedRateLimitingInterface[string]
+	nodeSet   atomic.Pointer[nodeSet]
+	applied   appliedStore
+	allocator *NodePortAllocator
+	// nodeSetMu serialises node-set recomputation so that fan-outs happen
+	// in order.
+	nodeSetMu sync.Mutex
+}
+
+// New builds a controller. It registers event handlers on the factory's
+// Service and Node informers; the caller starts the factory. metrics may be
+// nil.
+func New(cfg Config, client kubernetes.Interface, factory informers.SharedInformerFactory, provider providers.LoadBalancer, recorder record.EventRecorder, metrics *Metrics) (*Controller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	svcInformer := factory.Core().V1().Services()
+	nodeInformer := factory.Core().V1().Nodes()
+	c := &Controller{
+		cfg:            cfg,
+		client:         client,
+		provider:       provider,
+		caps:           providers.CapabilitiesOf(provider),
+		recorder:       recorder,
+		metrics:        metrics,
+		services:       svcInformer.Lister(),
+		nodes:          nodeInformer.Lister(),
+		servicesSynced: svcInformer.Informer().HasSynced,
+		nodesSynced:    nodeInformer.Informer().HasSynced,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](cfg.MinRetryDelay, cfg.MaxRetryDelay),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "extlb_services", MetricsProvider: metrics.workqueueProvider()},
+		),
+		allocator: NewNodePortAllocator(cfg.NodePortRange, uint64(time.Now().UnixNano())),
+	}
+	c.nodeSet.Store(newNodeSet(nil))
+	if _, err := svcInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.onService(obj) },
+		UpdateFunc: func(_, obj any) { c.onService(obj) },
+		DeleteFunc: c.onServiceDelete,
+	}); err != nil {
+		return nil, fmt.Errorf("adding service event handler: %w", err)
+	}
+	if _, err := nodeInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.recomputeNodeSet() },
+		UpdateFunc: func(_, _ any) { c.recomputeNodeSet() },
+		DeleteFunc: func(any) { c.recomputeNodeSet() },
+	}); err != nil {
+		return nil, fmt.Errorf("adding node event handler: %w", err)
+	}
+	return c, nil
+}
+
+// Allocator returns the controller's node-port allocator.
+func (c *Controller) Allocator() *NodePortAllocator { return c.allocator }
+
+// Run waits for the caches, then runs cfg.Workers workers until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+	logger := klog.FromContext(ctx)
+	logger.Info("Starting service controller", "class", c.cfg.LoadBalancerClass, "defaultClass", c.cfg.HandleDefaultClass, "workers", c.cfg.Workers, "targetsNodePorts", c.caps.TargetsNodePorts)
+	if !cache.WaitForNamedCacheSync("extlb-service", ctx.Done(), c.servicesSynced, c.nodesSynced) {
+		return fmt.Errorf("caches did not sync: %w", ctx.Err())
+	}
+	c.recomputeNodeSet()
+	var wg sync.WaitGroup
+	for range c.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wait.UntilWithContext(ctx, c.worker, time.Second)
+		}()
+	}
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+	logger.Info("Stopped service controller")
+	return nil
+}
+
+// HasSynced reports whether the informers have synced: the readiness probe.
+func (c *Controller) HasSynced() bool { return c.servicesSynced() && c.nodesSynced() }
+
+func (c *Controller) worker(ctx context.Context) {
+	for c.processNextItem(ctx) {
+	}
+}
+
+// processNextItem takes one key from the queue and syncs it. The workqueue
+// never hands the same key to two workers at once.
+func (c *Controller) processNextItem(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	start := time.Now()
+	err := c.sync(ctx, key)
+	c.metrics.observeReconcile(err, time.Since(start))
+	c.metrics.setServicesHandled(c.applied.len())
+	c.handleErr(ctx, key, err)
+	return true
+}
+
+func (c *Controller) handleErr(ctx context.Context, key string, err error) {
+	if err == nil {
+		c.queue.Forget(key)
+		return
+	}
+	logger := klog.FromContext(ctx)
+	if d, ok := retryAfter(err); ok {
+		logger.V(2).Info("Provider asked to retry later", "service", key, "after", d, "reason", err.Error())
+		c.queue.Forget(key)
+		c.queue.AddAfter(key, d)
+		return
+	}
+	logger.Error(err, "Failed to sync service; will retry", "service", key, "retries", c.queue.NumRequeues(key))
+	c.queue.AddRateLimited(key)
+}
+
+// serves reports whether svc is a LoadBalancer Service of our class.
+func (c *Controller) serves(svc *v1.Service) bool {
+	if svc.Spec.Type != v1.ServiceTypeLoadBalancer {
+		return false
+	}
+	if svc.Spec.LoadBalancerClass == nil {
+		return c.cfg.HandleDefaultClass
+	}
+	return *svc.Spec.LoadBalancerClass == c.cfg.LoadBalancerClass
+}
+
+func (c *Controller) onService(obj any) {
+	svc, ok := obj.(*v1.Service)
+	if !ok {
+		return
+	}
+	key := cache.MetaObjectToName(svc).String()
+	c.allocator.SetOwner(key, nodePortsOf(svc))
+	if c.serves(svc) || hasFinalizer(svc) || c.applied.has(key) {
+		c.queue.Add(key)
+	}
+}
+
+func (c *Controller) onServiceDelete(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	svc, ok := obj.(*v1.Service)
+	if !ok {
+		return
+	}
+	key := cache.MetaObjectToName(svc).String()
+	c.allocator.Release(key)
+	if c.applied.has(key) {
+		c.queue.Add(key)
+	}
+}
+
+// recomputeNodeSet rebuilds the node set from the lister and, when it
+// changed, queues every Service that has a load balancer so that the
+// workers update them concurrently.
+func (c *Controller) recomputeNodeSet() {
+	c.nodeSetMu.Lock()
+	defer c.nodeSetMu.Unlock()
+	all, err := c.nodes.List(labels.Everything())
+	if err != nil {
+		utilruntime.HandleError(fmt.Errorf("listing nodes: %w", err))
+		return
+	}
+	next := newNodeSet(all)
+	prev := c.nodeSet.Load()
+	if prev != nil && prev.fingerprint == next.fingerprint && len(prev.nodes) == len(next.nodes) {
+		return
+	}
+	c.nodeSet.Store(next)
+	c.metrics.setNodeSetSize(len(next.nodes))
+	for _, key := range c.applied.keys() {
+		c.queue.Add(key)
+	}
+}
+
+func nodePortsOf(svc *v1.Service) []int {
+	var ports []int
+	for _, p := range svc.Spec.Ports {
+		if p.NodePort != 0 {
+			ports = append(ports, int(p.NodePort))
+		}
+	}
+	if svc.Spec.HealthCheckNodePort != 0 {
+		ports = append(ports, int(svc.Spec.HealthCheckNodePort))
+	}
+	return ports
+}

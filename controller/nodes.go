@@ -1,0 +1,117 @@
+package controller
+
+import (
+	"encoding/json"
+	"hash/fnv"
+	"sort"
+	"strconv"
+
+	v1 "k8s.io/api/core/v1"
+)
+
+// Labels and taints that take a node out of every load balancer.
+const (
+	// LabelExcludeFromLB is the well-known label that excludes a node.
+	LabelExcludeFromLB = v1.LabelNodeExcludeBalancers
+	// TaintToBeDeletedByClusterAutoscaler marks a node the cluster
+	// autoscaler is about to remove.
+	TaintToBeDeletedByClusterAutoscaler = "ToBeDeletedByClusterAutoscaler"
+	// TaintUninitialized marks a node a cloud controller manager has not
+	// initialized yet.
+	TaintUninitialized = "node.cloudprovider.kubernetes.io/uninitialized"
+)
+
+// NodeExclusion says why a node is not a load-balancer backend, or "" when
+// it is one.
+func NodeExclusion(node *v1.Node) string {
+	if node.DeletionTimestamp != nil {
+		return "being deleted"
+	}
+	if _, ok := node.Labels[LabelExcludeFromLB]; ok {
+		return "labelled " + LabelExcludeFromLB
+	}
+	for _, t := range node.Spec.Taints {
+		switch t.Key {
+		case TaintToBeDeletedByClusterAutoscaler:
+			return "tainted " + TaintToBeDeletedByClusterAutoscaler
+		case TaintUninitialized:
+			return "tainted " + TaintUninitialized
+		}
+	}
+	return ""
+}
+
+// nodeSet is an immutable snapshot of the nodes that back load balancers.
+// Its fingerprint changes exactly when something a provider uses changes:
+// membership, provider ID, addresses or labels.
+type nodeSet struct {
+	nodes       []*v1.Node // sorted by name; never modified
+	fingerprint uint64
+}
+
+// newNodeSet filters all by NodeExclusion and fingerprints the result.
+func newNodeSet(all []*v1.Node) *nodeSet {
+	nodes := make([]*v1.Node, 0, len(all))
+	for _, n := range all {
+		if NodeExclusion(n) == "" {
+			nodes = append(nodes, n)
+		}
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	h := fnv.New64a()
+	for _, n := range nodes {
+		writeNodeIdentity(h, n)
+	}
+	return &nodeSet{nodes: nodes, fingerprint: h.Sum64()}
+}
+
+type hashWriter interface{ Write([]byte) (int, error) }
+
+func writeNodeIdentity(h hashWriter, n *v1.Node) {
+	_, _ = h.Write([]byte(n.Name + "\x00" + n.Spec.ProviderID + "\x00"))
+	for _, a := range n.Status.Addresses {
+		_, _ = h.Write([]byte(string(a.Type) + "=" + a.Address + "\x00"))
+	}
+	keys := make([]string, 0, len(n.Labels))
+	for k := range n.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		_, _ = h.Write([]byte(k + "=" + n.Labels[k] + "\x00"))
+	}
+	_, _ = h.Write([]byte("\x01"))
+}
+
+// Names returns the names of the nodes in the set.
+func (s *nodeSet) Names() []string {
+	names := make([]string, len(s.nodes))
+	for i, n := range s.nodes {
+		names[i] = n.Name
+	}
+	return names
+}
+
+// serviceFingerprint hashes everything of a Service a provider may use to
+// build its load balancer. Two Services with the same fingerprint need the
+// same load balancer; status and metadata such as resourceVersion are left
+// out so that a resync or a status write does not count as a change.
+func serviceFingerprint(svc *v1.Service) uint64 {
+	relevant := struct {
+		UID         string
+		Annotations map[string]string
+		Spec        v1.ServiceSpec
+	}{string(svc.UID), svc.Annotations, svc.Spec}
+	// ClusterIPs are irrelevant to external load balancers and are
+	// allocated by the API server; leave them out.
+	relevant.Spec.ClusterIP, relevant.Spec.ClusterIPs = "", nil
+	b, err := json.Marshal(relevant)
+	if err != nil {
+		// Cannot happen for API types; make every sync a change rather
+		// than hide one.
+		b = []byte(strconv.Quote(err.Error()) + svc.ResourceVersion)
+	}
+	h := fnv.New64a()
+	_, _ = h.Write(b)
+	return h.Sum64()
+}

@@ -1,0 +1,82 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	v1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+)
+
+func hasFinalizer(svc *v1.Service) bool {
+	return slices.Contains(svc.Finalizers, Finalizer)
+}
+
+// addFinalizer adds our finalizer with a strategic-merge patch, which merges
+// into the list and so never drops another controller's finalizer.
+func (c *Controller) addFinalizer(ctx context.Context, svc *v1.Service) (*v1.Service, error) {
+	patch, _ := json.Marshal(map[string]any{
+		"metadata": map[string]any{"finalizers": []string{Finalizer}},
+	})
+	return c.patchService(ctx, svc, patch, "")
+}
+
+// removeFinalizer removes only our finalizer.
+func (c *Controller) removeFinalizer(ctx context.Context, svc *v1.Service) error {
+	patch, _ := json.Marshal(map[string]any{
+		"metadata": map[string]any{"$deleteFromPrimitiveList/finalizers": []string{Finalizer}},
+	})
+	_, err := c.patchService(ctx, svc, patch, "")
+	return err
+}
+
+// patchStatus replaces status.loadBalancer on the status subresource.
+func (c *Controller) patchStatus(ctx context.Context, svc *v1.Service, status *v1.LoadBalancerStatus) error {
+	ingress := status.Ingress
+	if ingress == nil {
+		ingress = []v1.LoadBalancerIngress{}
+	}
+	patch, err := json.Marshal(map[string]any{
+		"status": map[string]any{"loadBalancer": map[string]any{"ingress": ingress}},
+	})
+	if err != nil {
+		return fmt.Errorf("encoding status of service %s/%s: %w", svc.Namespace, svc.Name, err)
+	}
+	_, err = c.patchService(ctx, svc, patch, "status")
+	return err
+}
+
+func (c *Controller) patchService(ctx context.Context, svc *v1.Service, patch []byte, subresource string) (*v1.Service, error) {
+	var subresources []string
+	if subresource != "" {
+		subresources = []string{subresource}
+	}
+	out, err := c.client.CoreV1().Services(svc.Namespace).Patch(ctx, svc.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, subresources...)
+	c.metrics.observeAPIWrite("patch", subresource, err)
+	if err != nil {
+		return nil, fmt.Errorf("patching service %s/%s %s: %w", svc.Namespace, svc.Name, subresourceName(subresource), err)
+	}
+	klog.FromContext(ctx).V(4).Info("Patched service", "subresource", subresource, "patch", string(patch))
+	return out, nil
+}
+
+func subresourceName(s string) string {
+	if s == "" {
+		return "metadata"
+	}
+	return s
+}
+
+// statusEqual compares load-balancer statuses, treating nil and empty
+// ingress lists alike.
+func statusEqual(a, b *v1.LoadBalancerStatus) bool {
+	if len(a.Ingress) == 0 && len(b.Ingress) == 0 {
+		return true
+	}
+	return apiequality.Semantic.DeepEqual(a.Ingress, b.Ingress)
+}

@@ -1,0 +1,235 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/cache"
+	cloudprovider "k8s.io/cloud-provider"
+	"k8s.io/cloud-provider/api"
+	"k8s.io/klog/v2"
+
+	"github.com/extlb/extlb/providers"
+)
+
+// sync makes one Service's load balancer match the Service: ensure it when
+// the Service is ours and wants one, delete it when it no longer does.
+func (c *Controller) sync(ctx context.Context, key string) error {
+	name, err := cache.ParseObjectName(key)
+	if err != nil {
+		return nil // not a key we made; nothing can fix it
+	}
+	logger := klog.FromContext(ctx).WithValues("service", key)
+	ctx = klog.NewContext(ctx, logger)
+	svc, err := c.services.Services(name.Namespace).Get(name.Name)
+	switch {
+	case apierrors.IsNotFound(err):
+		return c.forget(ctx, key)
+	case err != nil:
+		return fmt.Errorf("getting service %s from cache: %w", key, err)
+	}
+	if c.serves(svc) && svc.DeletionTimestamp == nil {
+		return c.ensure(ctx, key, svc)
+	}
+	return c.cleanup(ctx, key, svc)
+}
+
+// ensure makes the provider's load balancer match svc and the node set.
+func (c *Controller) ensure(ctx context.Context, key string, svc *v1.Service) error {
+	logger := klog.FromContext(ctx)
+	if c.caps.TargetsNodePorts && len(missingNodePorts(svc)) > 0 {
+		updated, err := c.ensureNodePorts(ctx, key, svc)
+		if err != nil || updated == nil {
+			return err
+		}
+		svc = updated
+	}
+	if err := validateService(svc); err != nil {
+		return c.failSync(ctx, svc, err)
+	}
+	nodes := c.nodeSet.Load()
+	fp := serviceFingerprint(svc)
+	prev := c.applied.get(key)
+	if prev != nil && prev.fingerprint == fp && statusEqual(&prev.status, &svc.Status.LoadBalancer) && hasFinalizer(svc) {
+		if prev.nodeFingerprint == nodes.fingerprint {
+			return nil // nothing changed: no provider call, no write
+		}
+		return c.updateNodes(ctx, key, svc, prev, nodes)
+	}
+	if !hasFinalizer(svc) {
+		// The finalizer goes on before anything exists in the cloud, so a
+		// deleted Service can never leave a load balancer behind.
+		updated, err := c.addFinalizer(ctx, svc)
+		if err != nil {
+			return err
+		}
+		svc = updated
+	}
+
+	logger.V(2).Info("Ensuring load balancer", "nodes", len(nodes.nodes))
+	stop := c.noticeIfSlow(svc, EventEnsuringLoadBalancer, "Ensuring load balancer")
+	start := time.Now()
+	status, err := c.provider.EnsureLoadBalancer(ctx, c.cfg.ClusterName, svc, nodes.nodes)
+	stop()
+	c.metrics.observeProviderCall("ensure", err, time.Since(start))
+	if errors.Is(err, cloudprovider.ImplementedElsewhere) {
+		return c.handOver(ctx, key, svc)
+	}
+	if err != nil {
+		return c.failSync(ctx, svc, err)
+	}
+	if status == nil {
+		status = &v1.LoadBalancerStatus{}
+	}
+	status = c.withIPMode(status)
+	if !statusEqual(status, &svc.Status.LoadBalancer) {
+		if err := c.patchStatus(ctx, svc, status); err != nil {
+			return err
+		}
+	}
+	c.recorder.Event(svc, v1.EventTypeNormal, EventEnsuredLoadBalancer, "Ensured load balancer")
+	c.applied.set(key, &applied{service: svc.DeepCopy(), fingerprint: fp, nodeFingerprint: nodes.fingerprint, status: *status.DeepCopy()})
+	logger.V(2).Info("Ensured load balancer", "ingress", status.Ingress)
+	return nil
+}
+
+// updateNodes tells the provider about a new node set for a load balancer
+// whose Service has not changed.
+func (c *Controller) updateNodes(ctx context.Context, key string, svc *v1.Service, prev *applied, nodes *nodeSet) error {
+	logger := klog.FromContext(ctx)
+	start := time.Now()
+	err := c.provider.UpdateLoadBalancer(ctx, c.cfg.ClusterName, svc, nodes.nodes)
+	c.metrics.observeProviderCall("update", err, time.Since(start))
+	if errors.Is(err, cloudprovider.ImplementedElsewhere) {
+		return c.handOver(ctx, key, svc)
+	}
+	if err != nil {
+		c.recorder.Eventf(svc, v1.EventTypeWarning, EventUpdateLoadBalancerFailed, "Error updating load balancer with new hosts %v: %v", abbreviate(nodes.Names()), err)
+		return fmt.Errorf("updating load balancer of service %s with %d nodes: %w", key, len(nodes.nodes), err)
+	}
+	c.recorder.Eventf(svc, v1.EventTypeNormal, EventUpdatedLoadBalancer, "Updated load balancer with new hosts")
+	next := *prev
+	next.nodeFingerprint = nodes.fingerprint
+	c.applied.set(key, &next)
+	logger.V(2).Info("Updated load balancer nodes", "nodes", len(nodes.nodes))
+	return nil
+}
+
+// cleanup deletes the load balancer of a Service that no longer wants one
+// from us (deleted, type or class changed), clears the status we wrote and
+// removes our finalizer, in that order.
+func (c *Controller) cleanup(ctx context.Context, key string, svc *v1.Service) error {
+	if !hasFinalizer(svc) && !c.applied.has(key) {
+		return nil
+	}
+	logger := klog.FromContext(ctx)
+	logger.V(2).Info("Deleting load balancer", "type", svc.Spec.Type, "deleting", svc.DeletionTimestamp != nil)
+	c.recorder.Event(svc, v1.EventTypeNormal, EventDeletingLoadBalancer, "Deleting load balancer")
+	start := time.Now()
+	err := c.provider.EnsureLoadBalancerDeleted(ctx, c.cfg.ClusterName, svc)
+	c.metrics.observeProviderCall("delete", err, time.Since(start))
+	if err != nil && !errors.Is(err, cloudprovider.ImplementedElsewhere) {
+		c.recorder.Eventf(svc, v1.EventTypeWarning, EventDeleteLoadBalancerFailed, "Error deleting load balancer: %v", err)
+		return fmt.Errorf("deleting load balancer of service %s: %w", key, err)
+	}
+	c.recorder.Event(svc, v1.EventTypeNormal, EventDeletedLoadBalancer, "Deleted load balancer")
+	if svc.DeletionTimestamp == nil && len(svc.Status.LoadBalancer.Ingress) > 0 {
+		if err := c.patchStatus(ctx, svc, &v1.LoadBalancerStatus{}); err != nil {
+			return err
+		}
+	}
+	if hasFinalizer(svc) {
+		if err := c.removeFinalizer(ctx, svc); err != nil {
+			return err
+		}
+	}
+	c.applied.delete(key)
+	return nil
+}
+
+// forget handles a Service that is gone from the API server while we still
+// remember a load balancer for it (its finalizer was removed by hand).
+func (c *Controller) forget(ctx context.Context, key string) error {
+	prev := c.applied.get(key)
+	if prev == nil {
+		return nil
+	}
+	klog.FromContext(ctx).Info("Service is gone; deleting its load balancer")
+	err := c.provider.EnsureLoadBalancerDeleted(ctx, c.cfg.ClusterName, prev.service)
+	if err != nil && !errors.Is(err, cloudprovider.ImplementedElsewhere) {
+		return fmt.Errorf("deleting load balancer of deleted service %s: %w", key, err)
+	}
+	c.applied.delete(key)
+	return nil
+}
+
+// handOver stops managing a Service whose load balancer the provider says
+// another component implements.
+func (c *Controller) handOver(ctx context.Context, key string, svc *v1.Service) error {
+	klog.FromContext(ctx).Info("Load balancer is implemented elsewhere; not managing it")
+	c.recorder.Event(svc, v1.EventTypeNormal, EventLoadBalancerImplementedElsewhere, "The provider reports that another component implements this load balancer")
+	c.applied.delete(key)
+	if hasFinalizer(svc) {
+		return c.removeFinalizer(ctx, svc)
+	}
+	return nil
+}
+
+// failSync records a failed ensure on the Service and in the log. An
+// InputError names the field at fault.
+func (c *Controller) failSync(ctx context.Context, svc *v1.Service, err error) error {
+	logger := klog.FromContext(ctx)
+	if ie, ok := providers.IsInputError(err); ok {
+		logger.Error(err, "Service cannot be served as written", "field", ie.Field, "reason", ie.Reason)
+		c.recorder.Eventf(svc, v1.EventTypeWarning, EventSyncLoadBalancerFailed, "Error syncing load balancer: %s: %s", ie.Field, ie.Reason)
+	} else {
+		c.recorder.Eventf(svc, v1.EventTypeWarning, EventSyncLoadBalancerFailed, "Error syncing load balancer: %v", err)
+	}
+	return fmt.Errorf("ensuring load balancer of service %s/%s: %w", svc.Namespace, svc.Name, err)
+}
+
+// noticeIfSlow records an Event if the returned stop function is not called
+// within cfg.SlowEnsureNotice, so that a user watching a slow provisioning
+// sees that something is happening without every fast one costing a write.
+func (c *Controller) noticeIfSlow(svc *v1.Service, reason, msg string) (stop func()) {
+	if c.cfg.SlowEnsureNotice <= 0 {
+		c.recorder.Event(svc, v1.EventTypeNormal, reason, msg)
+		return func() {}
+	}
+	t := time.AfterFunc(c.cfg.SlowEnsureNotice, func() {
+		c.recorder.Eventf(svc, v1.EventTypeNormal, reason, "%s (in progress for %s)", msg, c.cfg.SlowEnsureNotice)
+	})
+	return func() { t.Stop() }
+}
+
+// withIPMode fills in the provider's ipMode where an IP ingress lacks one.
+func (c *Controller) withIPMode(status *v1.LoadBalancerStatus) *v1.LoadBalancerStatus {
+	out := status.DeepCopy()
+	for i := range out.Ingress {
+		if out.Ingress[i].IP != "" && out.Ingress[i].IPMode == nil {
+			mode := c.caps.IPMode
+			out.Ingress[i].IPMode = &mode
+		}
+	}
+	return out
+}
+
+func retryAfter(err error) (time.Duration, bool) {
+	var re *api.RetryError
+	if errors.As(err, &re) {
+		return re.RetryAfter(), true
+	}
+	return 0, false
+}
+
+func abbreviate(names []string) []string {
+	const most = 10
+	if len(names) <= most {
+		return names
+	}
+	return append(names[:most:most], fmt.Sprintf("... (%d more)", len(names)-most))
+}
