@@ -135,4 +135,3 @@ func mustAssign(t testing.TB, a *Allocator, r Request) string {
 	}
 	return addrsString(ips)
 }
-
