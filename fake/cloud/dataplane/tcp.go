@@ -1,0 +1,126 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+// tcpListener serves one TCP port of a balancer.
+type tcpListener struct {
+	b           *Balancer
+	ln          *net.TCPListener
+	port        int
+	backendPort atomic.Int32
+}
+
+func (l *tcpListener) close() error { return l.ln.Close() }
+
+func (l *tcpListener) setBackendPort(p int) { l.backendPort.Store(int32(p)) }
+
+func (l *tcpListener) serve(ctx context.Context) {
+	logger := klog.FromContext(ctx).WithValues("protocol", "TCP", "port", l.port)
+	for {
+		c, err := l.ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			logger.Error(err, "Accept failed")
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
+		l.b.wg.Add(1)
+		go func() {
+			defer l.b.wg.Done()
+			l.handle(ctx, c)
+		}()
+	}
+}
+
+// reset closes c with an RST instead of a FIN, as a refused connection.
+func reset(c *net.TCPConn) {
+	_ = c.SetLinger(0)
+	_ = c.Close()
+}
+
+func (l *tcpListener) handle(ctx context.Context, client *net.TCPConn) {
+	b := l.b
+	src, err := netip.ParseAddrPort(client.RemoteAddr().String())
+	if err != nil {
+		reset(client)
+		return
+	}
+	pol := b.policy.Load()
+	if !pol.allows(src.Addr()) {
+		b.count("TCP", "refused_source")
+		reset(client)
+		return
+	}
+	// Try a second backend when the first cannot be reached.
+	var failed *target
+	for attempt := 0; attempt < 2; attempt++ {
+		t := b.picker.pick(src.Addr().Unmap(), pol.affinity, failed)
+		if t == nil {
+			break
+		}
+		dst := netip.AddrPortFrom(t.addr, uint16(l.backendPort.Load()))
+		d := net.Dialer{Timeout: b.opts.DialTimeout}
+		c, err := d.DialContext(ctx, "tcp", dst.String())
+		if err != nil {
+			klog.FromContext(ctx).V(3).Info("Backend dial failed", "backend", t.name, "address", dst, "err", err)
+			b.count("TCP", "dial_failed")
+			failed = t
+			continue
+		}
+		b.count("TCP", "forwarded")
+		upstream := c.(*net.TCPConn)
+		if !b.track(client, upstream) {
+			reset(client)
+			reset(upstream)
+			return
+		}
+		defer b.untrack(client, upstream)
+		splice(client, upstream)
+		return
+	}
+	b.count("TCP", "no_backend")
+	reset(client)
+}
+
+// splice copies both directions between two TCP connections until both have
+// ended. io.Copy between two *net.TCPConn uses splice(2) on Linux (through
+// TCPConn.ReadFrom), so the bytes never enter user space. A clean EOF in one
+// direction is passed on as a half-close (CloseWrite) and the other
+// direction keeps flowing; an error in either direction closes both.
+func splice(a, b *net.TCPConn) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		copyHalf(b, a)
+	}()
+	copyHalf(a, b)
+	<-done
+	_ = a.Close()
+	_ = b.Close()
+}
+
+func copyHalf(dst, src *net.TCPConn) {
+	if _, err := io.Copy(dst, src); err != nil {
+		// Unblock the other direction: the connection is broken.
+		reset(dst)
+		reset(src)
+		return
+	}
+	_ = dst.CloseWrite()
+}
