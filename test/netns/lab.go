@@ -17,7 +17,9 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -93,6 +95,9 @@ func New(t testing.TB) *Lab {
 	})
 	return l
 }
+
+// linkCounter numbers the links of the process (see Attach).
+var linkCounter atomic.Int64
 
 // hostSysctls make addresses usable at once: no duplicate address detection
 // delaying IPv6 addresses (including link-local ones) by a second or more.
@@ -191,16 +196,19 @@ func (l *Lab) NewSegment(name, ipv4, ipv6 string) *Segment {
 	return s
 }
 
-// Attach connects h to s through a new veth pair. The host's end is named
-// ethN (N counting the host's links) and gets the addresses with host number
-// n in the segment's subnets (n=11 on 192.0.2.0/24 gives 192.0.2.11/24) and
-// the MAC 02:00:00:00:<segment>:<n> (locally administered).
+// Attach connects h to s through a new veth pair. The host's end gets the
+// addresses with host number n in the segment's subnets (n=11 gives
+// 192.0.2.11/24 and 2001:db8::11/64) and the MAC 02:00:00:00:<segment>:<n>
+// (locally administered).
+//
+// The host's end is named xlN, N counting every link of the process: Go
+// resolves IPv6 zone names (fe80::1%eth0) through a process-wide cache that
+// cannot tell namespaces apart, so a name must mean one interface in the
+// whole process, and must not exist in the root namespace.
 func (l *Lab) Attach(h *Host, s *Segment, n int) Link {
 	t := l.t
 	t.Helper()
-	h.mu.Lock()
-	ifName := fmt.Sprintf("eth%d", len(h.links))
-	h.mu.Unlock()
+	ifName := fmt.Sprintf("xl%d", linkCounter.Add(1))
 	l.mu.Lock()
 	port := fmt.Sprintf("p%d", l.nextPort)
 	l.nextPort++
@@ -232,7 +240,7 @@ func (l *Lab) Attach(h *Host, s *Segment, n int) Link {
 		t.Fatalf("attach %s to %s: find %s: %v", h.Name, s.Name, ifName, err)
 	}
 	v4 := netip.PrefixFrom(nthAddr(s.IPv4.Addr(), n), s.IPv4.Bits())
-	v6 := netip.PrefixFrom(nthAddr(s.IPv6.Addr(), n), s.IPv6.Bits())
+	v6 := netip.PrefixFrom(nthAddr6(s.IPv6.Addr(), n), s.IPv6.Bits())
 	for _, p := range []netip.Prefix{v4, v6} {
 		addr := &netlink.Addr{IPNet: prefixToIPNet(p), Flags: unix.IFA_F_NODAD}
 		if err := h.handle.AddrAdd(link, addr); err != nil {
@@ -255,6 +263,15 @@ func nthAddr(base netip.Addr, n int) netip.Addr {
 	b[len(b)-1] += byte(n)
 	a, _ := netip.AddrFromSlice(b)
 	return a
+}
+
+// nthAddr6 returns base + n written in decimal digits (n=100 gives ::100).
+func nthAddr6(base netip.Addr, n int) netip.Addr {
+	v, _ := strconv.ParseUint(strconv.Itoa(n), 16, 16)
+	b := base.As16()
+	b[14] += byte(v >> 8)
+	b[15] += byte(v)
+	return netip.AddrFrom16(b)
 }
 
 func prefixToIPNet(p netip.Prefix) *net.IPNet {
