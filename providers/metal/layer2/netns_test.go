@@ -13,8 +13,8 @@ import (
 // lab is a client and two nodes on 192.0.2.0/24 + 2001:db8::/64; the client
 // and node-1 also share a second segment, 198.51.100.0/24 + 2001:db8:1::/64.
 type lab struct {
-	client, node1, node2 *netns.Host
-	node1LAN, node2LAN   netns.Link
+	client, node1, node2  *netns.Host
+	node1LAN, node2LAN    netns.Link
 	clientLAN, clientLAN2 netns.Link
 }
 
