@@ -70,22 +70,35 @@ func (p *picker) set(ts []*target) { p.targets.Store(&ts) }
 
 func (p *picker) list() []*target { return *p.targets.Load() }
 
-// roundRobin returns the next usable target after skipping unusable ones,
-// or nil when none is usable.
+// roundRobin returns the next of the usable targets (exclude left out) in
+// turn, or nil when none is usable. Turns are taken over the usable targets
+// only, so an unhealthy target's share spreads evenly over the others.
 func (p *picker) roundRobin(exclude *target) *target {
 	ts := p.list()
-	n := len(ts)
-	if n == 0 {
-		return nil
-	}
-	start := p.next.Add(1)
-	for i := range n {
-		t := ts[(start+uint64(i))%uint64(n)]
+	usable := 0
+	for _, t := range ts {
 		if t.usable() && t != exclude {
-			return t
+			usable++
 		}
 	}
-	return nil
+	if usable == 0 {
+		return nil
+	}
+	k := (p.next.Add(1) - 1) % uint64(usable)
+	var first *target
+	for _, t := range ts {
+		if t.usable() && t != exclude {
+			if k == 0 {
+				return t
+			}
+			if first == nil {
+				first = t
+			}
+			k--
+		}
+	}
+	// Health changed between the two passes: any usable target will do.
+	return first
 }
 
 // pick returns the target for a client, honouring affinity (zero: none).
