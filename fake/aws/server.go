@@ -1,0 +1,224 @@
+// Package aws is a fake of the two AWS APIs the aws provider uses: Elastic
+// Load Balancing v2 (the awsquery protocol) and EC2 (the ec2query protocol).
+// It is an http.Handler that keeps its state in memory, so tests point the
+// real aws-sdk-go-v2 clients at an httptest.Server running it.
+//
+// It implements exactly the calls the provider makes, with the checks AWS
+// applies that matter to a caller (duplicate names, target groups in use,
+// one target group per load balancer, unknown resources), a call log that
+// tells reads from writes, and fault injection (throttling, server errors,
+// latency) by action and count or rate.
+package aws
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// API versions the two services speak; requests are routed by them.
+const (
+	ELBv2Version = "2015-12-01"
+	EC2Version   = "2016-11-15"
+)
+
+// Service names used in the call log.
+const (
+	ServiceELBv2 = "elasticloadbalancing"
+	ServiceEC2   = "ec2"
+)
+
+// Call is one request the fake answered.
+type Call struct {
+	// Service is ServiceELBv2 or ServiceEC2.
+	Service string
+	// Action is the API action, e.g. "DescribeLoadBalancers".
+	Action string
+	// Write is false for Describe* actions and true for everything else.
+	Write bool
+	// ErrorCode is the error the fake returned, or "".
+	ErrorCode string
+}
+
+// IAMAction is the action as an IAM policy names it ("ec2:DescribeSubnets").
+func (c Call) IAMAction() string { return c.Service + ":" + c.Action }
+
+// Server is the fake. Create it with New; it is safe for concurrent use.
+type Server struct {
+	mu      sync.Mutex
+	region  string
+	account string
+	seq     int
+	rng     *rand.Rand
+
+	loadBalancers map[string]*LoadBalancer // by ARN
+	targetGroups  map[string]*TargetGroup  // by ARN
+	listeners     map[string]*Listener     // by ARN
+	subnets       map[string]*Subnet
+	instances     map[string]*Instance
+	groups        map[string]*SecurityGroup
+	rules         map[string]*SecurityGroupRule
+
+	calls  []Call
+	faults []*faultState
+}
+
+// New returns an empty fake for region. Seed it with AddSubnet, AddInstance
+// and AddSecurityGroup.
+func New(region string) *Server {
+	return &Server{
+		region:        region,
+		account:       "123456789012",
+		rng:           rand.New(rand.NewPCG(1, 2)),
+		loadBalancers: map[string]*LoadBalancer{},
+		targetGroups:  map[string]*TargetGroup{},
+		listeners:     map[string]*Listener{},
+		subnets:       map[string]*Subnet{},
+		instances:     map[string]*Instance{},
+		groups:        map[string]*SecurityGroup{},
+		rules:         map[string]*SecurityGroupRule{},
+	}
+}
+
+// Calls returns a copy of the call log.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Call(nil), s.calls...)
+}
+
+// ResetCalls empties the call log.
+func (s *Server) ResetCalls() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = nil
+}
+
+// CallCounts returns how many read and write calls the log holds.
+func (s *Server) CallCounts() (reads, writes int) {
+	for _, c := range s.Calls() {
+		if c.Write {
+			writes++
+		} else {
+			reads++
+		}
+	}
+	return reads, writes
+}
+
+// ServeHTTP answers one awsquery or ec2query request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil || r.Method != http.MethodPost {
+		http.Error(w, "expected a form-encoded POST", http.StatusBadRequest)
+		return
+	}
+	action, version := form.Get("Action"), form.Get("Version")
+	var service string
+	switch version {
+	case ELBv2Version:
+		service = ServiceELBv2
+	case EC2Version:
+		service = ServiceEC2
+	default:
+		http.Error(w, fmt.Sprintf("unknown API version %q", version), http.StatusBadRequest)
+		return
+	}
+	call := Call{Service: service, Action: action, Write: !strings.HasPrefix(action, "Describe")}
+	q := query(form)
+
+	if f := s.takeFault(action); f != nil {
+		if f.Latency > 0 {
+			select {
+			case <-time.After(f.Latency):
+			case <-r.Context().Done():
+			}
+		}
+		if f.Code != "" {
+			call.ErrorCode = f.Code
+			s.log(call)
+			s.writeError(w, service, &apiError{status: f.status(), code: f.Code, message: f.message()})
+			return
+		}
+	}
+
+	s.mu.Lock()
+	var result any
+	var aerr *apiError
+	if service == ServiceELBv2 {
+		result, aerr = s.elbv2(action, q)
+	} else {
+		result, aerr = s.ec2(action, q)
+	}
+	s.mu.Unlock()
+	if aerr != nil {
+		call.ErrorCode = aerr.code
+	}
+	s.log(call)
+	if aerr != nil {
+		s.writeError(w, service, aerr)
+		return
+	}
+	if service == ServiceELBv2 {
+		s.writeELBv2(w, action, result)
+	} else {
+		s.writeEC2(w, action, result)
+	}
+}
+
+func (s *Server) log(c Call) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, c)
+}
+
+// nextID returns a fresh hex id of n digits (unique within the server).
+func (s *Server) nextID(n int) string {
+	s.seq++
+	return fmt.Sprintf("%0*x", n, s.seq)
+}
+
+func (s *Server) requestID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprintf("00000000-0000-4000-8000-%012x", s.rng.Uint64()&0xffffffffffff)
+}
+
+// apiError is an error answer in either protocol.
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+func errorf(status int, code, format string, args ...any) *apiError {
+	return &apiError{status: status, code: code, message: fmt.Sprintf(format, args...)}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func copyTags(in map[string]string) map[string]string {
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		out[k] = v
+	}
+	return out
+}
