@@ -85,7 +85,7 @@ func TestBearerTokenIsEnforced(t *testing.T) {
 	s := startCloud(t, 9, func(c *cloud.Config) { c.Token = "s3cret" })
 	for _, tc := range []struct {
 		desc, token, path string
-		want             int
+		want              int
 	}{
 		{desc: "no token", path: "/v1/loadbalancers", want: 401},
 		{desc: "wrong token", token: "guess", path: "/v1/loadbalancers", want: 401},

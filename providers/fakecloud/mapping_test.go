@@ -73,7 +73,9 @@ func newNode(name string, addrs ...v1.NodeAddress) *v1.Node {
 	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: v1.NodeStatus{Addresses: addrs}}
 }
 
-func internalIP(ip string) v1.NodeAddress { return v1.NodeAddress{Type: v1.NodeInternalIP, Address: ip} }
+func internalIP(ip string) v1.NodeAddress {
+	return v1.NodeAddress{Type: v1.NodeInternalIP, Address: ip}
+}
 
 func TestSpecFromService(t *testing.T) {
 	nodes := []*v1.Node{
