@@ -1,0 +1,337 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2/ktesting"
+
+	"github.com/extlb/extlb/fake/memory"
+	"github.com/extlb/extlb/providers"
+)
+
+const testClass = "extlb.io/test"
+
+type serviceTweak func(*v1.Service)
+
+// newService returns a LoadBalancer Service in "default" with one TCP port
+// 80 on node port 30080.
+func newService(name string, tweaks ...serviceTweak) *v1.Service {
+	svc := &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name), ResourceVersion: "1"},
+		Spec: v1.ServiceSpec{
+			Type:                  v1.ServiceTypeLoadBalancer,
+			ExternalTrafficPolicy: v1.ServiceExternalTrafficPolicyCluster,
+			Ports: []v1.ServicePort{{
+				Name: "http", Port: 80, Protocol: v1.ProtocolTCP, NodePort: 30080, TargetPort: intstr.FromInt32(8080),
+			}},
+		},
+	}
+	for _, t := range tweaks {
+		t(svc)
+	}
+	return svc
+}
+
+func withClass(class string) serviceTweak {
+	return func(s *v1.Service) { s.Spec.LoadBalancerClass = &class }
+}
+
+func withType(t v1.ServiceType) serviceTweak {
+	return func(s *v1.Service) { s.Spec.Type = t }
+}
+
+func withPorts(ports ...v1.ServicePort) serviceTweak {
+	return func(s *v1.Service) { s.Spec.Ports = ports }
+}
+
+func tcpPort(port, nodePort int32) v1.ServicePort {
+	return v1.ServicePort{Name: fmt.Sprintf("p%d", port), Port: port, Protocol: v1.ProtocolTCP, NodePort: nodePort}
+}
+
+func withProtocol(i int, p v1.Protocol) serviceTweak {
+	return func(s *v1.Service) { s.Spec.Ports[i].Protocol = p }
+}
+
+func withFinalizer() serviceTweak {
+	return func(s *v1.Service) { s.Finalizers = append(s.Finalizers, Finalizer) }
+}
+
+func withDeletion() serviceTweak {
+	return func(s *v1.Service) { now := metav1.Now(); s.DeletionTimestamp = &now }
+}
+
+func withLocalPolicy(hcPort int32) serviceTweak {
+	return func(s *v1.Service) {
+		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+		s.Spec.HealthCheckNodePort = hcPort
+	}
+}
+
+func withAnnotation(k, v string) serviceTweak {
+	return func(s *v1.Service) {
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		s.Annotations[k] = v
+	}
+}
+
+func withSourceRanges(r ...string) serviceTweak {
+	return func(s *v1.Service) { s.Spec.LoadBalancerSourceRanges = r }
+}
+
+func withIngress(ip string) serviceTweak {
+	return func(s *v1.Service) {
+		mode := v1.LoadBalancerIPModeVIP
+		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: ip, IPMode: &mode}}
+	}
+}
+
+func withoutNodePorts() serviceTweak {
+	return func(s *v1.Service) {
+		f := false
+		s.Spec.AllocateLoadBalancerNodePorts = &f
+		for i := range s.Spec.Ports {
+			s.Spec.Ports[i].NodePort = 0
+		}
+	}
+}
+
+type nodeTweak func(*v1.Node)
+
+// newNode returns a ready node with an InternalIP in 192.0.2.0/24.
+func newNode(name string, tweaks ...nodeTweak) *v1.Node {
+	n := &v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/hostname": name}},
+		Status: v1.NodeStatus{
+			Addresses:  []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: "192.0.2." + fmt.Sprint(len(name))}},
+			Conditions: []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue}},
+		},
+	}
+	for _, t := range tweaks {
+		t(n)
+	}
+	return n
+}
+
+func withNodeLabel(k, v string) nodeTweak {
+	return func(n *v1.Node) { n.Labels[k] = v }
+}
+
+func withTaint(key string) nodeTweak {
+	return func(n *v1.Node) {
+		n.Spec.Taints = append(n.Spec.Taints, v1.Taint{Key: key, Effect: v1.TaintEffectNoSchedule})
+	}
+}
+
+func withNodeDeletion() nodeTweak {
+	return func(n *v1.Node) { now := metav1.Now(); n.DeletionTimestamp = &now }
+}
+
+// fixture is a controller over client-go's fake clientset and the
+// in-memory provider, with informers fed directly so that tests can call
+// sync synchronously.
+type fixture struct {
+	t        *testing.T
+	ctx      context.Context
+	client   *fake.Clientset
+	factory  informers.SharedInformerFactory
+	provider *memory.Provider
+	recorder *record.FakeRecorder
+	ctrl     *Controller
+}
+
+type fixtureOption func(*Config, *[]memory.Option)
+
+func withConfig(f func(*Config)) fixtureOption {
+	return func(c *Config, _ *[]memory.Option) { f(c) }
+}
+
+func withCapabilities(caps providers.Capabilities) fixtureOption {
+	return func(_ *Config, o *[]memory.Option) { *o = append(*o, memory.WithCapabilities(caps)) }
+}
+
+func newFixture(t *testing.T, objects []runtime.Object, opts ...fixtureOption) *fixture {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.LoadBalancerClass = testClass
+	cfg.MinRetryDelay = 10 * time.Millisecond
+	cfg.MaxRetryDelay = 100 * time.Millisecond
+	cfg.SlowEnsureNotice = time.Hour
+	var memOpts []memory.Option
+	for _, o := range opts {
+		o(&cfg, &memOpts)
+	}
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	client := fake.NewClientset(objects...)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	provider := memory.New(memOpts...)
+	recorder := record.NewFakeRecorder(1000)
+	ctrl, err := New(cfg, client, factory, provider, recorder, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	f := &fixture{t: t, ctx: ctx, client: client, factory: factory, provider: provider, recorder: recorder, ctrl: ctrl}
+	for _, o := range objects {
+		f.addToCache(o)
+	}
+	ctrl.recomputeNodeSet()
+	client.ClearActions()
+	return f
+}
+
+// addToCache puts obj into the informer caches as if the watch delivered it.
+func (f *fixture) addToCache(obj runtime.Object) {
+	f.t.Helper()
+	var err error
+	switch o := obj.(type) {
+	case *v1.Service:
+		err = f.factory.Core().V1().Services().Informer().GetIndexer().Add(o)
+		f.ctrl.allocator.SetOwner(o.Namespace+"/"+o.Name, nodePortsOf(o))
+	case *v1.Node:
+		err = f.factory.Core().V1().Nodes().Informer().GetIndexer().Add(o)
+	}
+	if err != nil {
+		f.t.Fatalf("adding %T to cache: %v", obj, err)
+	}
+}
+
+// sync runs one sync of the Service, first copying the Service from the
+// fake API server into the cache (as the watch would).
+func (f *fixture) sync(name string) error {
+	f.t.Helper()
+	f.refresh(name)
+	return f.ctrl.sync(f.ctx, "default/"+name)
+}
+
+func (f *fixture) refresh(name string) {
+	f.t.Helper()
+	svc, err := f.client.CoreV1().Services("default").Get(f.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		_ = f.factory.Core().V1().Services().Informer().GetIndexer().Delete(newService(name))
+		return
+	}
+	f.addToCache(svc)
+}
+
+func (f *fixture) service(name string) *v1.Service {
+	f.t.Helper()
+	svc, err := f.client.CoreV1().Services("default").Get(f.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		f.t.Fatalf("getting service %s: %v", name, err)
+	}
+	return svc
+}
+
+// writes returns the fake API server's write actions as "verb resource/sub".
+func (f *fixture) writes() []string {
+	var out []string
+	for _, a := range f.client.Actions() {
+		switch a.GetVerb() {
+		case "get", "list", "watch":
+			continue
+		}
+		s := a.GetVerb() + " " + a.GetResource().Resource
+		if a.GetSubresource() != "" {
+			s += "/" + a.GetSubresource()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// events drains the recorder: "Type Reason Message" strings.
+func (f *fixture) events() []string {
+	var out []string
+	for {
+		select {
+		case e := <-f.recorder.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+func hasEvent(events []string, prefix string) bool {
+	for _, e := range events {
+		if strings.HasPrefix(e, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// concurrencyProvider wraps the in-memory provider and measures how many
+// calls run at once, overall and for one Service.
+type concurrencyProvider struct {
+	*memory.Provider
+	mu         sync.Mutex
+	inFlight   map[string]int
+	total      int
+	maxTotal   int
+	maxPerKey  int
+	onEnsureFn func(*v1.Service)
+}
+
+func newConcurrencyProvider(p *memory.Provider) *concurrencyProvider {
+	return &concurrencyProvider{Provider: p, inFlight: map[string]int{}}
+}
+
+func (c *concurrencyProvider) track(svc *v1.Service) func() {
+	key := svc.Namespace + "/" + svc.Name
+	c.mu.Lock()
+	c.inFlight[key]++
+	c.total++
+	c.maxPerKey = max(c.maxPerKey, c.inFlight[key])
+	c.maxTotal = max(c.maxTotal, c.total)
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		c.inFlight[key]--
+		c.total--
+		c.mu.Unlock()
+	}
+}
+
+func (c *concurrencyProvider) EnsureLoadBalancer(ctx context.Context, cluster string, svc *v1.Service, nodes []*v1.Node) (*v1.LoadBalancerStatus, error) {
+	defer c.track(svc)()
+	if c.onEnsureFn != nil {
+		c.onEnsureFn(svc)
+	}
+	return c.Provider.EnsureLoadBalancer(ctx, cluster, svc, nodes)
+}
+
+func (c *concurrencyProvider) UpdateLoadBalancer(ctx context.Context, cluster string, svc *v1.Service, nodes []*v1.Node) error {
+	defer c.track(svc)()
+	return c.Provider.UpdateLoadBalancer(ctx, cluster, svc, nodes)
+}
+
+func (c *concurrencyProvider) maxima() (perKey, total int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.maxPerKey, c.maxTotal
+}
+
+// prependReactor is a shorthand for the fake clientset's reactor chain.
+func (f *fixture) prependReactor(verb string, fn k8stesting.ReactionFunc) {
+	f.client.PrependReactor(verb, "services", fn)
+}
+
+func metaUpdate() metav1.UpdateOptions { return metav1.UpdateOptions{} }
