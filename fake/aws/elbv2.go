@@ -401,13 +401,9 @@ func (s *Server) setListenerAction(l *Listener, lb *LoadBalancer, q query) *apiE
 	if len(tg.LoadBalancerARNs) > 0 && !slices.Contains(tg.LoadBalancerARNs, lb.ARN) {
 		return errorf(400, "TargetGroupAssociationLimit", "target group %q is already associated with another load balancer", tg.Name)
 	}
-	old := l.TargetGroupARN
 	l.TargetGroupARN = tg.ARN
 	if !slices.Contains(tg.LoadBalancerARNs, lb.ARN) {
 		tg.LoadBalancerARNs = append(tg.LoadBalancerARNs, lb.ARN)
-	}
-	if old != "" && old != tg.ARN {
-		s.detachIfUnused(old, lb.ARN)
 	}
 	return nil
 }
@@ -456,7 +452,11 @@ func (s *Server) modifyListener(q query) (any, *apiError) {
 	} else if tg := s.targetGroups[changed.TargetGroupARN]; tg != nil && tg.Protocol != changed.Protocol {
 		return nil, errorf(400, "IncompatibleProtocols", "listener protocol %s and target group protocol %s differ", changed.Protocol, tg.Protocol)
 	}
+	old := l.TargetGroupARN
 	*l = changed
+	if old != changed.TargetGroupARN {
+		s.detachIfUnused(old, l.LoadBalancerARN)
+	}
 	return listenersXML{Listeners: []listenerXML{listenerToXML(l)}}, nil
 }
 

@@ -48,8 +48,10 @@ func (p *Provider) ensure(ctx context.Context, o owner, spec *serviceSpec, nodes
 		return nil, fmt.Errorf("cannot tell the VPC: no node has a running instance and --aws-vpc-id is not set")
 	}
 
+	// Subnets are resolved for a new load balancer, when annotated (to
+	// compare), and when the scheme changes (a recreation in other subnets).
 	var subnets []subnet
-	if st == nil || len(spec.subnets) > 0 {
+	if st == nil || len(spec.subnets) > 0 || st.lb.Scheme != schemeOf(spec) {
 		if subnets, err = p.resolveSubnets(ctx, o, spec, vpc); err != nil {
 			return nil, err
 		}
@@ -154,11 +156,7 @@ func (p *Provider) update(ctx context.Context, o owner, spec *serviceSpec, nodes
 // or Elastic IPs differ: NLBs cannot change them in place), or "".
 // subnets is nil when the annotation does not choose them.
 func needsRecreate(lb *elbtypes.LoadBalancer, spec *serviceSpec, subnets []subnet) string {
-	scheme := elbtypes.LoadBalancerSchemeEnumInternetFacing
-	if spec.internal {
-		scheme = elbtypes.LoadBalancerSchemeEnumInternal
-	}
-	if lb.Scheme != scheme {
+	if scheme := schemeOf(spec); lb.Scheme != scheme {
 		return fmt.Sprintf("scheme changes from %s to %s", lb.Scheme, scheme)
 	}
 	var have, haveEIPs []string
@@ -190,6 +188,13 @@ func needsRecreate(lb *elbtypes.LoadBalancer, spec *serviceSpec, subnets []subne
 	return ""
 }
 
+func schemeOf(spec *serviceSpec) elbtypes.LoadBalancerSchemeEnum {
+	if spec.internal {
+		return elbtypes.LoadBalancerSchemeEnumInternal
+	}
+	return elbtypes.LoadBalancerSchemeEnumInternetFacing
+}
+
 func (p *Provider) createLoadBalancer(ctx context.Context, o owner, spec *serviceSpec, subnets []subnet) (*lbState, error) {
 	tags := o.tags()
 	for k, v := range spec.extraTags {
@@ -198,12 +203,9 @@ func (p *Provider) createLoadBalancer(ctx context.Context, o owner, spec *servic
 	in := &elb.CreateLoadBalancerInput{
 		Name:          aws.String(o.loadBalancerName()),
 		Type:          elbtypes.LoadBalancerTypeEnumNetwork,
-		Scheme:        elbtypes.LoadBalancerSchemeEnumInternetFacing,
+		Scheme:        schemeOf(spec),
 		IpAddressType: elbtypes.IpAddressTypeIpv4,
 		Tags:          elbTags(tags),
-	}
-	if spec.internal {
-		in.Scheme = elbtypes.LoadBalancerSchemeEnumInternal
 	}
 	for i, s := range subnets {
 		m := elbtypes.SubnetMapping{SubnetId: aws.String(s.id)}

@@ -15,6 +15,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2/ktesting"
 
 	fakeaws "github.com/extlb/extlb/fake/aws"
 )
@@ -67,7 +68,8 @@ func newEnv(t testing.TB) *testEnv {
 	fake.AddInstance(fakeaws.Instance{ID: "i-00000000000000ff", VPCID: testVPC, SubnetID: "subnet-b", AvailabilityZone: "us-east-1b", State: "stopped", SecurityGroupIDs: []string{nodesSG}})
 
 	srv := httptest.NewServer(fake)
-	e := &testEnv{t: t, fake: fake, url: srv.URL, ctx: context.Background()}
+	_, ctx := ktesting.NewTestContext(t)
+	e := &testEnv{t: t, fake: fake, url: srv.URL, ctx: ctx}
 	e.p = NewFromConfig(testSDKConfig(srv.URL), Options{TargetChunkSize: 2, InUseDelay: time.Millisecond})
 	t.Cleanup(func() {
 		srv.Close()
