@@ -51,7 +51,9 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 			after:      threePorts,
 			nodesAfter: threeNodes()[:2],
 			wantWrites: []string{"DeregisterTargets", "DeregisterTargets", "DeregisterTargets"},
-			check:      func(t *testing.T, e *testEnv, svc *v1.Service) { wantTargets(t, e, "i-0000000000000001", "i-0000000000000002") },
+			check: func(t *testing.T, e *testEnv, svc *v1.Service) {
+				wantTargets(t, e, "i-0000000000000001", "i-0000000000000002")
+			},
 		},
 		{
 			desc:       "node with two security groups added: its cluster-tagged group already has the rules",
@@ -173,7 +175,9 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 			before:     threePorts,
 			after:      newService("web", withThreePorts(), withAnnotation(AnnotationTargetNodeLabels, "pool=a")),
 			wantWrites: []string{"DeregisterTargets", "DeregisterTargets", "DeregisterTargets"},
-			check:      func(t *testing.T, e *testEnv, svc *v1.Service) { wantTargets(t, e, "i-0000000000000001", "i-0000000000000002") },
+			check: func(t *testing.T, e *testEnv, svc *v1.Service) {
+				wantTargets(t, e, "i-0000000000000001", "i-0000000000000002")
+			},
 		},
 		{
 			desc:       "made internal: load balancer recreated in the internal subnets, target groups kept",
