@@ -1,0 +1,310 @@
+package speaker_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+
+	"github.com/extlb/extlb/providers/metal/election"
+	"github.com/extlb/extlb/providers/metal/layer2"
+	"github.com/extlb/extlb/providers/metal/speaker"
+	"github.com/extlb/extlb/providers/metal/speaker/liveness"
+	"github.com/extlb/extlb/test/netns"
+)
+
+const heartbeatPort = 7947
+
+var nodeNames = []string{"node-1", "node-2", "node-3"}
+
+// cluster is a client and three nodes on 192.0.2.0/24 + 2001:db8::/64, each
+// node running a speaker in the test process whose sockets live in the
+// node's namespace. node-1 and the client also share 198.51.100.0/24. The
+// speakers share one fake API server.
+type cluster struct {
+	t         testing.TB
+	kube      *fake.Clientset
+	client    *netns.Host
+	clientLAN netns.Link
+	client2   netns.Link // the client's link on 198.51.100.0/24
+	nodes     map[string]*node
+}
+
+type node struct {
+	name string
+	host *netns.Host
+	lan  netns.Link
+
+	mu        sync.Mutex
+	announcer *layer2.Announcer
+	members   *liveness.Members
+	cancel    context.CancelFunc
+	done      chan error
+}
+
+func newCluster(t testing.TB, objs ...runtime.Object) *cluster {
+	t.Helper()
+	lab := netns.New(t)
+	lan := lab.NewSegment("lan", "192.0.2.0/24", "2001:db8::/64")
+	lan2 := lab.NewSegment("lan2", "198.51.100.0/24", "2001:db8:1::/64")
+	c := &cluster{t: t, client: lab.NewHost("client"), nodes: map[string]*node{}}
+	c.clientLAN = lab.Attach(c.client, lan, 100)
+	c.client2 = lab.Attach(c.client, lan2, 100)
+	for i, name := range nodeNames {
+		n := &node{name: name, host: lab.NewHost(name)}
+		n.lan = lab.Attach(n.host, lan, 11+i)
+		if name == "node-1" {
+			lab.Attach(n.host, lan2, 11)
+		}
+		c.nodes[name] = n
+		objs = append(objs, &v1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status: v1.NodeStatus{Addresses: []v1.NodeAddress{
+				{Type: v1.NodeInternalIP, Address: n.lan.IPv4.Addr().String()},
+			}},
+		})
+	}
+	c.kube = fake.NewClientset(objs...)
+	t.Cleanup(func() {
+		for _, n := range c.nodes {
+			n.stop()
+		}
+	})
+	return c
+}
+
+// start runs node's speaker.
+func (c *cluster) start(name string) {
+	t := c.t
+	t.Helper()
+	n := c.nodes[name]
+	var conn net.PacketConn
+	if err := n.host.Do(func() error {
+		var err error
+		conn, err = net.ListenPacket("udp", fmt.Sprintf(":%d", heartbeatPort))
+		return err
+	}); err != nil {
+		t.Fatalf("%s: heartbeat socket: %v", name, err)
+	}
+	ctx := klog.NewContext(context.Background(), klog.Background().WithValues("test-node", name))
+	members, err := liveness.New(ctx, liveness.Config{NodeName: name}, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	announcer, err := layer2.New(ctx, layer2.Config{Network: n.host.Layer2Network()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := speaker.New(speaker.Options{
+		Client: c.kube, NodeName: name, LoadBalancerClass: speaker.DefaultLoadBalancerClass,
+		HeartbeatPort: heartbeatPort, Announcer: announcer, Members: members,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sp.Run(ctx) }()
+	n.mu.Lock()
+	n.announcer, n.members, n.cancel, n.done = announcer, members, cancel, done
+	n.mu.Unlock()
+}
+
+func (c *cluster) startAll() {
+	for _, name := range nodeNames {
+		c.start(name)
+	}
+}
+
+// crash stops the speaker the way a killed process does: its sockets close
+// at once, nobody is told.
+func (n *node) crash() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cancel == nil {
+		return
+	}
+	n.members.Close()
+	n.announcer.Close()
+	n.cancel()
+	<-n.done
+	n.cancel = nil
+}
+
+// stop stops the speaker gracefully, as on SIGTERM.
+func (n *node) stop() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cancel == nil {
+		return
+	}
+	n.cancel()
+	<-n.done
+	n.cancel = nil
+}
+
+// expectedOwner is the node the election picks for addr among live.
+func expectedOwner(addr netip.Addr, live ...string) string {
+	return election.Rank(addr, live)[0]
+}
+
+// ask sends one ARP request (IPv4) or neighbor solicitation (IPv6) from the
+// client on link and returns the answering nodes' names (MACs unknown to the
+// cluster are returned as MACs).
+func (c *cluster) ask(link netns.Link, addr netip.Addr, wait time.Duration) []string {
+	t := c.t
+	t.Helper()
+	var macs []net.HardwareAddr
+	if addr.Is4() {
+		ac, err := c.client.ARPClient(link.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ac.Close()
+		if macs, err = ac.Ask(addr, wait); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		nc, err := c.client.NDPClient(link.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		if macs, err = nc.Ask(addr, wait); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var names []string
+	for _, m := range macs {
+		names = append(names, c.nameOf(m))
+	}
+	return names
+}
+
+func (c *cluster) nameOf(mac net.HardwareAddr) string {
+	for name, n := range c.nodes {
+		if n.lan.MAC.String() == mac.String() {
+			return name
+		}
+	}
+	return mac.String()
+}
+
+// waitOwner asks until exactly want answers for addr (at most timeout).
+func (c *cluster) waitOwner(addr netip.Addr, want string, timeout time.Duration) {
+	t := c.t
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := c.ask(c.clientLAN, addr, 150*time.Millisecond)
+		if len(got) == 1 && got[0] == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("answers for %s: %v, want only %s", addr, got, want)
+		}
+	}
+}
+
+// resolveInKernel makes the client's kernel resolve addr and waits until its
+// neighbor table maps it to node want.
+func (c *cluster) resolveInKernel(addr netip.Addr, want string) {
+	t := c.t
+	t.Helper()
+	if err := c.client.SendUDP(addr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.client.WaitNeighbor(addr, c.nodes[want].lan.MAC, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitEvent waits for a Normal nodeAssigned Event on Service name whose
+// message contains text.
+func (c *cluster) waitEvent(name, text string) {
+	t := c.t
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		evs, err := c.kube.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen []string
+		for _, e := range evs.Items {
+			if e.InvolvedObject.Name == name && e.Reason == speaker.ReasonNodeAssigned && strings.Contains(e.Message, text) {
+				return
+			}
+			seen = append(seen, e.InvolvedObject.Name+": "+e.Message)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Event on %s mentioning %q; events: %v", name, text, seen)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type serviceOption func(*v1.Service)
+
+func withIngress(ips ...string) serviceOption {
+	return func(s *v1.Service) {
+		s.Status.LoadBalancer.Ingress = nil
+		for _, ip := range ips {
+			s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, v1.LoadBalancerIngress{IP: ip})
+		}
+	}
+}
+
+func withLocal() serviceOption {
+	return func(s *v1.Service) { s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal }
+}
+
+// newService returns a LoadBalancer Service of class extlb.io/metal with
+// the ingress 192.0.2.200.
+func newService(name string, opts ...serviceOption) *v1.Service {
+	s := &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+		Spec: v1.ServiceSpec{
+			Type:              v1.ServiceTypeLoadBalancer,
+			LoadBalancerClass: ptr.To(speaker.DefaultLoadBalancerClass),
+			Ports:             []v1.ServicePort{{Port: 80, Protocol: v1.ProtocolTCP}},
+		},
+	}
+	withIngress("192.0.2.200")(s)
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// newSlice returns service's EndpointSlice with one ready endpoint on each
+// of nodes.
+func newSlice(service string, nodes ...string) *discoveryv1.EndpointSlice {
+	s := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: "default", Name: service + "-slice",
+			Labels: map[string]string{discoveryv1.LabelServiceName: service},
+		},
+		AddressType: discoveryv1.AddressTypeIPv4,
+	}
+	for i, n := range nodes {
+		s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{
+			Addresses:  []string{fmt.Sprintf("10.0.0.%d", i+1)},
+			NodeName:   ptr.To(n),
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+		})
+	}
+	return s
+}
