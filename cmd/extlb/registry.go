@@ -1,0 +1,26 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/providers/aws"
+	"github.com/extlb/extlb/providers/fakecloud"
+	"github.com/extlb/extlb/providers/gce"
+	"github.com/extlb/extlb/providers/metal"
+)
+
+// defaultRegistry is the explicit list of providers --provider chooses from.
+func defaultRegistry() providers.Registry {
+	return providers.Registry{
+		"fake":  fakecloud.NewBuilder(),
+		"aws":   aws.NewBuilder(),
+		"gce":   &gce.Builder{},
+		"metal": metal.NewBuilder(),
+	}
+}
+
+// extraCommands are the subcommands besides controller.
+func extraCommands() []*cobra.Command {
+	return nil
+}

@@ -1,0 +1,169 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+
+	"github.com/extlb/extlb/controller"
+	"github.com/extlb/extlb/providers"
+)
+
+// BuildProvider builds the provider once this replica is active.
+type BuildProvider func(ctx context.Context, env providers.Env) (providers.LoadBalancer, error)
+
+// Run runs the controller until ctx ends. With leader election it runs only
+// while it holds the Lease and returns an error when it loses it, so that
+// the process exits and restarts as a standby.
+func Run(ctx context.Context, o Options, cfg *rest.Config, build BuildProvider) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	logger := klog.FromContext(ctx)
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = o.QPS, o.Burst
+	cfg.UserAgent = "extlb-controller"
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("building Kubernetes client: %w", err)
+	}
+	eventClient, err := kubernetes.NewForConfig(rest.CopyConfig(cfg)) // own rate limiter
+	if err != nil {
+		return fmt.Errorf("building Kubernetes events client: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := controller.NewMetrics(reg)
+	var ready atomic.Pointer[func() bool]
+	notLeading := func() bool { return true } // a standby is ready: it is doing its job
+	ready.Store(&notLeading)
+	if o.MetricsAddr != "" {
+		stop, err := serveHTTP(ctx, o.MetricsAddr, reg, &ready)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
+	run := func(ctx context.Context) error {
+		factory := informers.NewSharedInformerFactory(client, o.ResyncPeriod)
+		provider, err := build(ctx, providers.Env{ClusterName: o.Controller.ClusterName, KubeClient: client, RESTConfig: cfg, Informers: factory})
+		if err != nil {
+			return fmt.Errorf("building provider: %w", err)
+		}
+		broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
+		defer broadcaster.Shutdown()
+		recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "extlb-controller"})
+		ctrl, err := controller.New(o.Controller, client, factory, provider, recorder, metrics)
+		if err != nil {
+			return err
+		}
+		synced := ctrl.HasSynced
+		ready.Store(&synced)
+		factory.Start(ctx.Done())
+		defer factory.Shutdown()
+		return ctrl.Run(ctx)
+	}
+
+	if !o.LeaderElection.Enabled {
+		return run(ctx)
+	}
+	return runWithLeaderElection(ctx, o.LeaderElection, client, run, logger)
+}
+
+func runWithLeaderElection(ctx context.Context, le LeaderElection, client kubernetes.Interface, run func(context.Context) error, logger klog.Logger) error {
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, le.Namespace, le.Name, client.CoreV1(), client.CoordinationV1(),
+		resourcelock.ResourceLockConfig{Identity: le.Identity})
+	if err != nil {
+		return fmt.Errorf("creating leader-election lock %s/%s: %w", le.Namespace, le.Name, err)
+	}
+	leCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var runErr error
+	var led atomic.Bool
+	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   le.LeaseDuration,
+		RenewDeadline:   le.RenewDeadline,
+		RetryPeriod:     le.RetryPeriod,
+		ReleaseOnCancel: true,
+		Name:            le.Name,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				led.Store(true)
+				logger.Info("Started leading", "lease", le.Namespace+"/"+le.Name, "identity", le.Identity)
+				runErr = run(ctx)
+				cancel()
+			},
+			OnStoppedLeading: func() {
+				logger.Info("Stopped leading", "lease", le.Namespace+"/"+le.Name, "identity", le.Identity)
+			},
+			OnNewLeader: func(identity string) {
+				if identity != le.Identity {
+					logger.Info("Another replica leads", "leader", identity)
+				}
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("configuring leader election: %w", err)
+	}
+	elector.Run(leCtx)
+	if runErr != nil {
+		return runErr
+	}
+	if led.Load() && ctx.Err() == nil {
+		return errors.New("lost the leader-election lease")
+	}
+	return nil
+}
+
+// serveHTTP serves /metrics, /healthz and /readyz until stop is called.
+func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready *atomic.Pointer[func() bool]) (stop func(), err error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !(*ready.Load())() {
+			http.Error(w, "informer caches not synced", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-bind-address %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			klog.FromContext(ctx).Error(err, "Metrics server failed", "address", addr)
+		}
+	}()
+	klog.FromContext(ctx).Info("Serving metrics and health checks", "address", ln.Addr().String())
+	return func() {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}, nil
+}
