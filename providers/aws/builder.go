@@ -69,6 +69,9 @@ func (b *Builder) Build(ctx context.Context, env providers.Env) (providers.LoadB
 		opts = append(opts, config.WithRetryMaxAttempts(b.maxAttempts))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil && b.region == "" {
+		return nil, fmt.Errorf("--aws-region: not set, and the SDK's default chain could not find a region: %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
 	}
