@@ -55,7 +55,10 @@ func namesFor(cluster string, uid string) resourceNames {
 		return -1
 	}, uid)
 	if len(id) > 32 {
-		id = id[:32]
+		// Not a standard UID (32 hex digits and dashes): hash it whole so
+		// that long IDs differing at the end stay distinct.
+		sum := sha256.Sum256([]byte(uid))
+		id = hex.EncodeToString(sum[:16])
 	}
 	prefix := clusterPrefix(cluster)
 	base := prefix + "-" + id
