@@ -73,7 +73,7 @@ func benchmarkFailover(b *testing.B, target time.Duration, kill func(*node)) {
 // its start to the first ARP frame claiming vip with node want's MAC that
 // the client sees, while the client asks every 20 ms. Bounded: at most 5 s,
 // 250 requests.
-func (c *cluster) firstAnswer(event func(), want string) time.Duration {
+func (c *testbed) firstAnswer(event func(), want string) time.Duration {
 	t := c.t
 	t.Helper()
 	ac, err := c.client.ARPClient(c.clientLAN.Name)

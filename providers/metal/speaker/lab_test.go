@@ -12,9 +12,10 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
@@ -29,13 +30,15 @@ const heartbeatPort = 7947
 
 var nodeNames = []string{"node-1", "node-2", "node-3"}
 
-// cluster is a client and three nodes on 192.0.2.0/24 + 2001:db8::/64, each
+// testbed is a client and three nodes on 192.0.2.0/24 + 2001:db8::/64, each
 // node running a speaker in the test process whose sockets live in the
 // node's namespace. node-1 and the client also share 198.51.100.0/24. The
-// speakers share one fake API server.
-type cluster struct {
+// speakers share the package's real API server; the test's Services live in
+// a namespace of its own.
+type testbed struct {
 	t         testing.TB
-	kube      *fake.Clientset
+	kube      kubernetes.Interface
+	ns        string
 	client    *netns.Host
 	clientLAN netns.Link
 	client2   netns.Link // the client's link on 198.51.100.0/24
@@ -54,12 +57,13 @@ type node struct {
 	done      chan error
 }
 
-func newCluster(t testing.TB, objs ...runtime.Object) *cluster {
+func newCluster(t testing.TB, objs ...runtime.Object) *testbed {
 	t.Helper()
+	cp := controlPlane.Get(t)
 	lab := netns.New(t)
 	lan := lab.NewSegment("lan", "192.0.2.0/24", "2001:db8::/64")
 	lan2 := lab.NewSegment("lan2", "198.51.100.0/24", "2001:db8:1::/64")
-	c := &cluster{t: t, client: lab.NewHost("client"), nodes: map[string]*node{}}
+	c := &testbed{t: t, kube: cp.AdminClient(), ns: cp.NewNamespace(t), client: lab.NewHost("client"), nodes: map[string]*node{}}
 	c.clientLAN = lab.Attach(c.client, lan, 100)
 	c.client2 = lab.Attach(c.client, lan2, 100)
 	for i, name := range nodeNames {
@@ -69,24 +73,93 @@ func newCluster(t testing.TB, objs ...runtime.Object) *cluster {
 			lab.Attach(n.host, lan2, 11)
 		}
 		c.nodes[name] = n
-		objs = append(objs, &v1.Node{
-			ObjectMeta: metav1.ObjectMeta{Name: name},
-			Status: v1.NodeStatus{Addresses: []v1.NodeAddress{
-				{Type: v1.NodeInternalIP, Address: n.lan.IPv4.Addr().String()},
-			}},
-		})
+		c.createNode(name, n.lan.IPv4.Addr())
 	}
-	c.kube = fake.NewClientset(objs...)
 	t.Cleanup(func() {
 		for _, n := range c.nodes {
 			n.stop()
 		}
 	})
+	for _, o := range objs {
+		c.create(o)
+	}
 	return c
 }
 
+// createNode (re)creates the Node object name with an InternalIP: Nodes are
+// cluster-scoped, so an earlier test's may remain; it is deleted when the
+// test ends.
+func (c *testbed) createNode(name string, ip netip.Addr) {
+	t := c.t
+	t.Helper()
+	ctx := context.Background()
+	nodes := c.kube.CoreV1().Nodes()
+	if err := nodes.Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatalf("delete old node %s: %v", name, err)
+	}
+	n, err := nodes.Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create node %s: %v", name, err)
+	}
+	n.Status.Addresses = []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: ip.String()}}
+	if _, err := nodes.UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("set addresses of node %s: %v", name, err)
+	}
+	t.Cleanup(func() { nodes.Delete(context.Background(), name, metav1.DeleteOptions{}) })
+}
+
+// create creates a Service (then writes its status, as the controller
+// would) or an EndpointSlice in the test's namespace, and deletes it when
+// the test ends: the speakers of later tests, sharing the API server, must
+// not see it.
+func (c *testbed) create(obj runtime.Object) {
+	t := c.t
+	t.Helper()
+	ctx := context.Background()
+	switch o := obj.(type) {
+	case *v1.Service:
+		status := o.Status
+		o.Namespace = c.ns
+		svc, err := c.kube.CoreV1().Services(c.ns).Create(ctx, o, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("create service %s: %v", o.Name, err)
+		}
+		svc.Status = status
+		t.Cleanup(func() { c.kube.CoreV1().Services(c.ns).Delete(context.Background(), o.Name, metav1.DeleteOptions{}) })
+		if _, err := c.kube.CoreV1().Services(c.ns).UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
+			t.Fatalf("set status of service %s: %v", o.Name, err)
+		}
+	case *discoveryv1.EndpointSlice:
+		o.Namespace = c.ns
+		if _, err := c.kube.DiscoveryV1().EndpointSlices(c.ns).Create(ctx, o, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create endpoint slice %s: %v", o.Name, err)
+		}
+		t.Cleanup(func() {
+			c.kube.DiscoveryV1().EndpointSlices(c.ns).Delete(context.Background(), o.Name, metav1.DeleteOptions{})
+		})
+	default:
+		t.Fatalf("create: unsupported %T", obj)
+	}
+}
+
+// updateSlice replaces the endpoints of the EndpointSlice named like s.
+func (c *testbed) updateSlice(s *discoveryv1.EndpointSlice) {
+	t := c.t
+	t.Helper()
+	ctx := context.Background()
+	slices := c.kube.DiscoveryV1().EndpointSlices(c.ns)
+	old, err := slices.Get(ctx, s.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Endpoints = s.Endpoints
+	if _, err := slices.Update(ctx, old, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("update endpoint slice %s: %v", s.Name, err)
+	}
+}
+
 // start runs node's speaker.
-func (c *cluster) start(name string) {
+func (c *testbed) start(name string) {
 	t := c.t
 	t.Helper()
 	n := c.nodes[name]
@@ -122,7 +195,7 @@ func (c *cluster) start(name string) {
 	n.mu.Unlock()
 }
 
-func (c *cluster) startAll() {
+func (c *testbed) startAll() {
 	for _, name := range nodeNames {
 		c.start(name)
 	}
@@ -163,7 +236,7 @@ func expectedOwner(addr netip.Addr, live ...string) string {
 // ask sends one ARP request (IPv4) or neighbor solicitation (IPv6) from the
 // client on link and returns the answering nodes' names (MACs unknown to the
 // cluster are returned as MACs).
-func (c *cluster) ask(link netns.Link, addr netip.Addr, wait time.Duration) []string {
+func (c *testbed) ask(link netns.Link, addr netip.Addr, wait time.Duration) []string {
 	t := c.t
 	t.Helper()
 	var macs []net.HardwareAddr
@@ -193,7 +266,7 @@ func (c *cluster) ask(link netns.Link, addr netip.Addr, wait time.Duration) []st
 	return names
 }
 
-func (c *cluster) nameOf(mac net.HardwareAddr) string {
+func (c *testbed) nameOf(mac net.HardwareAddr) string {
 	for name, n := range c.nodes {
 		if n.lan.MAC.String() == mac.String() {
 			return name
@@ -203,7 +276,7 @@ func (c *cluster) nameOf(mac net.HardwareAddr) string {
 }
 
 // waitOwner asks until exactly want answers for addr (at most timeout).
-func (c *cluster) waitOwner(addr netip.Addr, want string, timeout time.Duration) {
+func (c *testbed) waitOwner(addr netip.Addr, want string, timeout time.Duration) {
 	t := c.t
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -220,7 +293,7 @@ func (c *cluster) waitOwner(addr netip.Addr, want string, timeout time.Duration)
 
 // resolveInKernel makes the client's kernel resolve addr and waits until its
 // neighbor table maps it to node want.
-func (c *cluster) resolveInKernel(addr netip.Addr, want string) {
+func (c *testbed) resolveInKernel(addr netip.Addr, want string) {
 	t := c.t
 	t.Helper()
 	if err := c.client.SendUDP(addr); err != nil {
@@ -233,12 +306,12 @@ func (c *cluster) resolveInKernel(addr netip.Addr, want string) {
 
 // waitEvent waits for a Normal nodeAssigned Event on Service name whose
 // message contains text.
-func (c *cluster) waitEvent(name, text string) {
+func (c *testbed) waitEvent(name, text string) {
 	t := c.t
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		evs, err := c.kube.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{})
+		evs, err := c.kube.CoreV1().Events(c.ns).List(context.Background(), metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

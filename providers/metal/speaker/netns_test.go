@@ -1,13 +1,10 @@
 package speaker_test
 
 import (
-	"context"
 	"net/netip"
 	"slices"
 	"testing"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/extlb/extlb/test/netns"
 )
@@ -118,20 +115,14 @@ func TestLocalFollowsEndpoints(t *testing.T) {
 	if second == first {
 		second = "node-3"
 	}
-	if _, err := c.kube.DiscoveryV1().EndpointSlices("default").Update(context.Background(),
-		newSlice("web", second), metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	c.updateSlice(newSlice("web", second))
 	if _, err := c.client.WaitNeighbor(vip, c.nodes[second].lan.MAC, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	c.waitOwner(vip, second, 2*time.Second)
 
 	// No ready endpoint anywhere: nobody answers.
-	if _, err := c.kube.DiscoveryV1().EndpointSlices("default").Update(context.Background(),
-		newSlice("web"), metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	c.updateSlice(newSlice("web"))
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		got := c.ask(c.clientLAN, vip, 200*time.Millisecond)
