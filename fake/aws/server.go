@@ -66,6 +66,7 @@ type Server struct {
 	rules         map[string]*SecurityGroupRule
 
 	calls  []Call
+	seen   map[string]bool // IAM actions ever called; ResetCalls keeps them
 	faults []*faultState
 }
 
@@ -83,6 +84,7 @@ func New(region string) *Server {
 		instances:     map[string]*Instance{},
 		groups:        map[string]*SecurityGroup{},
 		rules:         map[string]*SecurityGroupRule{},
+		seen:          map[string]bool{},
 	}
 }
 
@@ -181,6 +183,16 @@ func (s *Server) log(c Call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, c)
+	s.seen[c.IAMAction()] = true
+}
+
+// ActionsSeen returns every action called since New, as IAM names it
+// ("elasticloadbalancing:CreateListener"), sorted; ResetCalls does not
+// forget them. Tests use it to check a documented IAM policy.
+func (s *Server) ActionsSeen() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sortedKeys(s.seen)
 }
 
 // nextID returns a fresh hex id of n digits (unique within the server).

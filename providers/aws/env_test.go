@@ -75,8 +75,8 @@ func newEnv(t testing.TB) *testEnv {
 		srv.Close()
 		seenActions.Lock()
 		defer seenActions.Unlock()
-		for _, c := range fake.Calls() {
-			seenActions.set[c.IAMAction()] = true
+		for _, a := range fake.ActionsSeen() {
+			seenActions.set[a] = true
 		}
 	})
 	return e
