@@ -70,6 +70,31 @@ func TestLookAlikesAreLeftAlone(t *testing.T) {
 			},
 		},
 		{
+			desc: "someone else's rules already allow a node port: theirs stay, no write to duplicate them",
+			seed: func(e *testEnv) func(t *testing.T) {
+				narrow := e.fake.AddSecurityGroupRule(fakeaws.SecurityGroupRule{GroupID: nodesSG, Protocol: "tcp", FromPort: 30080, ToPort: 30080, CIDR: "0.0.0.0/0"})
+				wide := e.fake.AddSecurityGroupRule(fakeaws.SecurityGroupRule{GroupID: nodesSG, Protocol: "udp", FromPort: 30000, ToPort: 32767, CIDR: "0.0.0.0/0"})
+				return func(t *testing.T) {
+					rules := e.fake.SecurityGroupRules()
+					for _, r := range []fakeaws.SecurityGroupRule{narrow, wide} {
+						if !slices.ContainsFunc(rules, func(got fakeaws.SecurityGroupRule) bool { return got.ID == r.ID && len(got.Tags) == 0 }) {
+							t.Errorf("foreign rule %s changed or revoked", r.ID)
+						}
+					}
+					if len(e.fake.LoadBalancers()) == 0 {
+						return // deleted: nothing more to check
+					}
+					e.fake.ResetCalls()
+					if _, err := e.p.EnsureLoadBalancer(e.ctx, testCluster, svc, threeNodes()); err != nil {
+						t.Fatalf("EnsureLoadBalancer: %v", err)
+					}
+					if w := e.writes(); len(w) != 0 {
+						t.Errorf("idle Ensure next to foreign rules wrote %v", w)
+					}
+				}
+			},
+		},
+		{
 			desc: "rules on our ports with our description but no tags",
 			seed: func(e *testEnv) func(t *testing.T) {
 				r := e.fake.AddSecurityGroupRule(fakeaws.SecurityGroupRule{GroupID: nodesSG, Protocol: "tcp", FromPort: 30443, ToPort: 30443, CIDR: "203.0.113.0/24", Description: o.ruleDescription("traffic")})

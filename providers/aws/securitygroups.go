@@ -186,10 +186,59 @@ func (p *Provider) ensureSecurityRules(ctx context.Context, o owner, spec *servi
 			remove[k] = id
 		}
 	}
+	if len(add) > 0 {
+		if err := p.dropCovered(ctx, add); err != nil {
+			return err
+		}
+	}
 	if err := p.authorize(ctx, o, add); err != nil {
 		return err
 	}
 	return p.revoke(ctx, remove)
+}
+
+// dropCovered removes from add the rules that a rule we do not own already
+// grants (AWS would refuse ours as a duplicate): one read of the groups'
+// rules, made only when some of ours are missing.
+func (p *Provider) dropCovered(ctx context.Context, add map[ruleKey]string) error {
+	var groups []string
+	for k := range add {
+		groups = append(groups, k.group)
+	}
+	in := &ec2.DescribeSecurityGroupRulesInput{Filters: []ec2types.Filter{{Name: aws.String("group-id"), Values: uniqueSorted(groups)}}}
+	for {
+		out, err := p.ec2.DescribeSecurityGroupRules(ctx, in)
+		if err != nil {
+			return fmt.Errorf("listing the rules of security groups %v: %w", uniqueSorted(groups), err)
+		}
+		for _, r := range out.SecurityGroupRules {
+			if aws.ToBool(r.IsEgress) {
+				continue
+			}
+			for k := range add {
+				if covers(r, k) {
+					klog.FromContext(ctx).V(2).Info("Node port already allowed by a rule that is not ours", "group", k.group, "rule", aws.ToString(r.SecurityGroupRuleId), "protocol", k.protocol, "port", k.port, "cidr", k.cidr)
+					delete(add, k)
+				}
+			}
+		}
+		if aws.ToString(out.NextToken) == "" {
+			return nil
+		}
+		in.NextToken = out.NextToken
+	}
+}
+
+// covers reports whether r allows exactly k's source CIDR to k's port.
+func covers(r ec2types.SecurityGroupRule, k ruleKey) bool {
+	if aws.ToString(r.GroupId) != k.group || aws.ToString(r.CidrIpv4) != k.cidr {
+		return false
+	}
+	proto := aws.ToString(r.IpProtocol)
+	if proto == "-1" {
+		return true
+	}
+	return proto == k.protocol && aws.ToInt32(r.FromPort) <= k.port && k.port <= aws.ToInt32(r.ToPort)
 }
 
 // authorize adds rules, one call per security group, tagged as ours.
