@@ -22,7 +22,7 @@ import (
 // Each test uses its own addresses: nodes in 127.201.<n>.0/24, VIPs in
 // 127.202.<n>.0/24, clients in 127.203.<n>.0/24, with n unique per test.
 
-func startCloud(t *testing.T, n int, tweaks ...func(*cloud.Config)) *cloud.Server {
+func startCloud(t testing.TB, n int, tweaks ...func(*cloud.Config)) *cloud.Server {
 	t.Helper()
 	cfg := cloud.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
@@ -51,7 +51,7 @@ func startCloud(t *testing.T, n int, tweaks ...func(*cloud.Config)) *cloud.Serve
 
 // startNodes starts node agents node-0, node-1, ... on 127.201.<n>.1, .2, ...
 // each serving svcs.
-func startNodes(t *testing.T, n, count int, svcs ...nodeagent.ServicePorts) []*nodeagent.Agent {
+func startNodes(t testing.TB, n, count int, svcs ...nodeagent.ServicePorts) []*nodeagent.Agent {
 	t.Helper()
 	var agents []*nodeagent.Agent
 	for i := range count {
@@ -77,7 +77,7 @@ func backendsOf(agents []*nodeagent.Agent) []api.Backend {
 }
 
 type apiClient struct {
-	t     *testing.T
+	t     testing.TB
 	url   string
 	token string
 }

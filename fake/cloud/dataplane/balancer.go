@@ -59,6 +59,26 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
+// outcome indexes a balancer's connection counters.
+type outcome int
+
+const (
+	tcpForwarded outcome = iota
+	tcpRefusedSource
+	tcpNoBackend
+	tcpDialFailed
+	udpForwarded
+	udpRefusedSource
+	udpNoBackend
+	udpDialFailed
+	numOutcomes
+)
+
+var outcomeLabels = [numOutcomes][2]string{
+	{"TCP", "forwarded"}, {"TCP", "refused_source"}, {"TCP", "no_backend"}, {"TCP", "dial_failed"},
+	{"UDP", "forwarded"}, {"UDP", "refused_source"}, {"UDP", "no_backend"}, {"UDP", "dial_failed"},
+}
+
 type portKey struct {
 	protocol string
 	port     int
@@ -73,8 +93,10 @@ type Balancer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	picker *picker
-	policy atomic.Pointer[policy]
+	picker   *picker
+	policy   atomic.Pointer[policy]
+	dialer   net.Dialer
+	counters [numOutcomes]prometheus.Counter
 
 	// mu serialises Update and Close.
 	mu      sync.Mutex
@@ -103,6 +125,12 @@ func New(ctx context.Context, name string, vip netip.Addr, spec api.LoadBalancer
 		udp:     map[int]*udpListener{},
 		targets: map[string]*target{},
 		conns:   map[*net.TCPConn]struct{}{},
+	}
+	b.dialer.Timeout = b.opts.DialTimeout
+	if m := b.opts.Metrics; m != nil {
+		for i, l := range outcomeLabels {
+			b.counters[i] = m.connections.WithLabelValues(name, l[0], l[1])
+		}
 	}
 	b.policy.Store(&policy{})
 	if err := b.Update(spec); err != nil {
@@ -336,8 +364,8 @@ func (b *Balancer) untrack(cs ...*net.TCPConn) {
 	b.connMu.Unlock()
 }
 
-func (b *Balancer) count(protocol, outcome string) {
-	if b.opts.Metrics != nil {
-		b.opts.Metrics.connections.WithLabelValues(b.name, protocol, outcome).Inc()
+func (b *Balancer) count(o outcome) {
+	if c := b.counters[o]; c != nil {
+		c.Inc()
 	}
 }

@@ -56,35 +56,34 @@ func reset(c *net.TCPConn) {
 
 func (l *tcpListener) handle(ctx context.Context, client *net.TCPConn) {
 	b := l.b
-	src, err := netip.ParseAddrPort(client.RemoteAddr().String())
-	if err != nil {
+	ra, ok := client.RemoteAddr().(*net.TCPAddr)
+	if !ok {
 		reset(client)
 		return
 	}
+	src := ra.AddrPort().Addr().Unmap()
 	pol := b.policy.Load()
-	if !pol.allows(src.Addr()) {
-		b.count("TCP", "refused_source")
+	if !pol.allows(src) {
+		b.count(tcpRefusedSource)
 		reset(client)
 		return
 	}
 	// Try a second backend when the first cannot be reached.
 	var failed *target
 	for attempt := 0; attempt < 2; attempt++ {
-		t := b.picker.pick(src.Addr().Unmap(), pol.affinity, failed)
+		t := b.picker.pick(src, pol.affinity, failed)
 		if t == nil {
 			break
 		}
 		dst := netip.AddrPortFrom(t.addr, uint16(l.backendPort.Load()))
-		d := net.Dialer{Timeout: b.opts.DialTimeout}
-		c, err := d.DialContext(ctx, "tcp", dst.String())
+		upstream, err := b.dialer.DialTCP(ctx, "tcp", netip.AddrPort{}, dst)
 		if err != nil {
 			klog.FromContext(ctx).V(3).Info("Backend dial failed", "backend", t.name, "address", dst, "err", err)
-			b.count("TCP", "dial_failed")
+			b.count(tcpDialFailed)
 			failed = t
 			continue
 		}
-		b.count("TCP", "forwarded")
-		upstream := c.(*net.TCPConn)
+		b.count(tcpForwarded)
 		if !b.track(client, upstream) {
 			reset(client)
 			reset(upstream)
@@ -94,7 +93,7 @@ func (l *tcpListener) handle(ctx context.Context, client *net.TCPConn) {
 		splice(client, upstream)
 		return
 	}
-	b.count("TCP", "no_backend")
+	b.count(tcpNoBackend)
 	reset(client)
 }
 

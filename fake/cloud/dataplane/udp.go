@@ -93,18 +93,18 @@ func (l *udpListener) flowFor(ctx context.Context, src netip.AddrPort) *udpFlow 
 		l.endFlow(f)
 	}
 	if !pol.allows(src.Addr()) {
-		b.count("UDP", "refused_source")
+		b.count(udpRefusedSource)
 		return nil
 	}
 	t := b.picker.pick(src.Addr(), pol.affinity, nil)
 	if t == nil {
-		b.count("UDP", "no_backend")
+		b.count(udpNoBackend)
 		return nil
 	}
 	dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(t.addr, uint16(l.backendPort.Load())))
 	up, err := net.DialUDP("udp", nil, dst)
 	if err != nil {
-		b.count("UDP", "dial_failed")
+		b.count(udpDialFailed)
 		return nil
 	}
 	f = &udpFlow{client: src, target: t, upstream: up}
@@ -112,7 +112,7 @@ func (l *udpListener) flowFor(ctx context.Context, src netip.AddrPort) *udpFlow 
 	l.mu.Lock()
 	l.flows[src] = f
 	l.mu.Unlock()
-	b.count("UDP", "forwarded")
+	b.count(udpForwarded)
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()

@@ -1,0 +1,367 @@
+package cloud_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/extlb/extlb/fake/cloud"
+	"github.com/extlb/extlb/fake/cloud/api"
+	"github.com/extlb/extlb/fake/nodeagent"
+)
+
+// The benchmarks compare, in one process and one run, the same backend
+// reached directly, through a fake-cloud load balancer and through haproxy
+// (TCP mode, started from a config the benchmark writes; skipped with a
+// message when the binary is missing). Every load is fixed in size and
+// capped in time. Addresses: 127.205.0.0/16.
+//
+//	go test -run '^$' -bench . -benchtime=1x ./fake/cloud/
+
+const (
+	benchBulkBytes   = 1 << 30 // per transfer
+	benchRounds      = 3       // interleaved rounds per path; the median is reported
+	benchConns       = 3000    // connections per path and round
+	benchConnWorkers = 8
+	benchUDPClients  = 4
+	benchUDPPackets  = 5000 // per client, per path and round
+	benchTimeCap     = 30 * time.Second
+)
+
+// benchPath is one way to reach a backend.
+type benchPath struct {
+	name string
+	addr netip.AddrPort
+}
+
+// sinkBackend reads each connection to its end with a large buffer, then
+// writes the byte count and closes: the receiving side of bulk transfers.
+func sinkBackend(b *testing.B, addr string) netip.AddrPort {
+	b.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 1<<20)
+				var n int64
+				for {
+					k, err := c.Read(buf)
+					n += int64(k)
+					if err != nil {
+						break
+					}
+				}
+				_, _ = io.WriteString(c, strconv.FormatInt(n, 10))
+			}()
+		}
+	}()
+	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
+// bulk sends benchBulkBytes to addr and returns Gbit/s.
+func bulk(addr netip.AddrPort) (float64, error) {
+	c, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(benchTimeCap))
+	buf := make([]byte, 1<<20)
+	start := time.Now()
+	for sent := 0; sent < benchBulkBytes; sent += len(buf) {
+		if _, err := c.Write(buf); err != nil {
+			return 0, err
+		}
+	}
+	_ = c.(*net.TCPConn).CloseWrite()
+	reply, err := io.ReadAll(c)
+	if err != nil {
+		return 0, err
+	}
+	if string(reply) != strconv.Itoa(benchBulkBytes) {
+		return 0, fmt.Errorf("backend received %s bytes, want %d", reply, benchBulkBytes)
+	}
+	return float64(benchBulkBytes) * 8 / time.Since(start).Seconds() / 1e9, nil
+}
+
+// connRate opens benchConns connections with benchConnWorkers in parallel,
+// each reading the backend's greeting line before closing; connections/s.
+func connRate(addr netip.AddrPort) (float64, error) {
+	var next atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(benchTimeCap)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range benchConnWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := bufio.NewReaderSize(nil, 64)
+			for next.Add(1) <= benchConns && time.Now().Before(deadline) {
+				c, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				r.Reset(c)
+				if _, err := r.ReadString('\n'); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					_ = c.Close()
+					return
+				}
+				_ = c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		return 0, err
+	}
+	if time.Now().After(deadline) {
+		return 0, errors.New("time cap reached")
+	}
+	return benchConns / time.Since(start).Seconds(), nil
+}
+
+// udpRate runs benchUDPClients ping-pong clients of benchUDPPackets each;
+// answered packets/s and the number lost.
+func udpRate(addr netip.AddrPort) (float64, int64, error) {
+	var answered, lost atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(benchTimeCap)
+	errc := make(chan error, benchUDPClients)
+	for range benchUDPClients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer c.Close()
+			payload := make([]byte, 64)
+			buf := make([]byte, 2048)
+			for range benchUDPPackets {
+				if time.Now().After(deadline) {
+					return
+				}
+				if _, err := c.Write(payload); err != nil {
+					errc <- err
+					return
+				}
+				_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				if _, err := c.Read(buf); err != nil {
+					lost.Add(1)
+					continue
+				}
+				answered.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return 0, 0, err
+	}
+	return float64(answered.Load()) / time.Since(start).Seconds(), lost.Load(), nil
+}
+
+// startHAProxy runs haproxy in the foreground with a TCP frontend on listen
+// forwarding to backend, with extra lines in the backend section. It returns
+// false when haproxy is not installed.
+func startHAProxy(b *testing.B, name string, listen, backend netip.AddrPort, extra string) bool {
+	b.Helper()
+	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		return false
+	}
+	cfg := fmt.Sprintf(`global
+    maxconn 4000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend fe
+    bind %s
+    default_backend be
+backend be
+%s    server s1 %s
+`, listen, extra, backend)
+	path := filepath.Join(b.TempDir(), name+".cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "-db", "-f", path)
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Start(); err != nil {
+		cancel()
+		b.Fatalf("starting haproxy: %v", err)
+	}
+	b.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+	})
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", listen.String()); err == nil {
+			_ = c.Close()
+			return true
+		}
+	}
+	b.Fatalf("haproxy (%s) did not start listening on %s", name, listen)
+	return false
+}
+
+// benchSetup starts the backends, a fake cloud load balancer and haproxy;
+// each path gets a backend of its own so that no two share TIME_WAIT ports.
+func benchSetup(b *testing.B, block int, backend func(b *testing.B, ip string, port int) netip.AddrPort, protocol string) []benchPath {
+	b.Helper()
+	base := fmt.Sprintf("127.205.%d.", block)
+	port := 30100 + block
+	direct := backend(b, base+"11", port)
+	oursBackend := backend(b, base+"12", port)
+	s := startCloud(b, 0, func(c *cloud.Config) { c.VIPRange = base + "0/28" })
+	lb := apiClient{t: b, url: s.URL()}.put("bench", api.LoadBalancerSpec{
+		Ports:    []api.Port{{Protocol: protocol, Port: 8080, BackendPort: port}},
+		Backends: []api.Backend{{Name: "n", Address: oursBackend.Addr().String()}},
+	})
+	paths := []benchPath{
+		{"direct", direct},
+		{"fakecloud", netip.AddrPortFrom(netip.MustParseAddr(lb.Status.Address), 8080)},
+	}
+	if protocol != api.ProtocolTCP {
+		return paths
+	}
+	haBackend := backend(b, base+"13", port)
+	haListen := netip.MustParseAddrPort(base + "21:8080")
+	if !startHAProxy(b, "haproxy", haListen, haBackend, "") {
+		b.Logf("haproxy not found in PATH: skipping the haproxy comparison (apt-get install haproxy)")
+		return paths
+	}
+	paths = append(paths, benchPath{"haproxy", haListen})
+	haSpliceBackend := backend(b, base+"14", port)
+	haSpliceListen := netip.MustParseAddrPort(base + "22:8080")
+	startHAProxy(b, "haproxy-splice", haSpliceListen, haSpliceBackend, "    option splice-auto\n")
+	return append(paths, benchPath{"haproxy-splice", haSpliceListen})
+}
+
+// measure runs fn over every path benchRounds times, interleaved, and
+// returns the median per path.
+func measure(b *testing.B, paths []benchPath, fn func(netip.AddrPort) (float64, error)) map[string]float64 {
+	b.Helper()
+	runs := map[string][]float64{}
+	for range benchRounds {
+		for _, p := range paths {
+			v, err := fn(p.addr)
+			if err != nil {
+				b.Fatalf("%s: %v", p.name, err)
+			}
+			runs[p.name] = append(runs[p.name], v)
+		}
+	}
+	med := map[string]float64{}
+	for name, vs := range runs {
+		slices.Sort(vs)
+		med[name] = vs[len(vs)/2]
+		b.Logf("%-15s %v", name, vs)
+	}
+	return med
+}
+
+func report(b *testing.B, med map[string]float64, unit string) {
+	b.Helper()
+	for _, name := range []string{"direct", "fakecloud", "haproxy", "haproxy-splice"} {
+		if v, ok := med[name]; ok {
+			b.ReportMetric(v, name+"-"+unit)
+		}
+	}
+	ours := med["fakecloud"]
+	b.ReportMetric(ours/med["direct"], "fakecloud/direct")
+	line := fmt.Sprintf("fakecloud %.3g %s = %.2f× direct", ours, unit, ours/med["direct"])
+	if ha, ok := med["haproxy"]; ok {
+		b.ReportMetric(ours/ha, "fakecloud/haproxy")
+		line += fmt.Sprintf(", %.2f× haproxy", ours/ha)
+	}
+	if ha, ok := med["haproxy-splice"]; ok {
+		b.ReportMetric(ours/ha, "fakecloud/haproxy-splice")
+		line += fmt.Sprintf(", %.2f× haproxy with splice-auto", ours/ha)
+	}
+	b.Log(line)
+}
+
+func sinkAt(b *testing.B, ip string, port int) netip.AddrPort {
+	return sinkBackend(b, net.JoinHostPort(ip, strconv.Itoa(port)))
+}
+
+func agentAt(protocol string) func(b *testing.B, ip string, port int) netip.AddrPort {
+	return func(b *testing.B, ip string, port int) netip.AddrPort {
+		a, err := nodeagent.New("n", ip)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = a.Close() })
+		if err := a.SetServices([]nodeagent.ServicePorts{{Name: "bench/svc", Ports: []nodeagent.Port{{Protocol: protocol, NodePort: port}}}}); err != nil {
+			b.Fatal(err)
+		}
+		return netip.AddrPortFrom(a.IP(), uint16(port))
+	}
+}
+
+// BenchmarkTCPBulk: one connection pushing 1 GiB, Gbit/s.
+func BenchmarkTCPBulk(b *testing.B) {
+	paths := benchSetup(b, 1, sinkAt, api.ProtocolTCP)
+	for range b.N {
+		report(b, measure(b, paths, bulk), "Gbit/s")
+	}
+}
+
+// BenchmarkTCPConnectionRate: short connections (connect, read one line,
+// close) from 8 parallel clients, connections/s.
+func BenchmarkTCPConnectionRate(b *testing.B) {
+	paths := benchSetup(b, 2, agentAt(nodeagent.TCP), api.ProtocolTCP)
+	for range b.N {
+		report(b, measure(b, paths, connRate), "conn/s")
+	}
+}
+
+// BenchmarkUDPPackets: 4 ping-pong clients of 64-byte datagrams, answered
+// packets/s (haproxy does not forward UDP).
+func BenchmarkUDPPackets(b *testing.B) {
+	paths := benchSetup(b, 3, agentAt(nodeagent.UDP), api.ProtocolUDP)
+	for range b.N {
+		var lost int64
+		med := measure(b, paths, func(a netip.AddrPort) (float64, error) {
+			v, l, err := udpRate(a)
+			lost += l
+			return v, err
+		})
+		report(b, med, "pkt/s")
+		b.ReportMetric(float64(lost), "lost-packets")
+	}
+}
