@@ -50,10 +50,6 @@ type operation struct {
 // becomes the operation's error. Callers hold s.mu.
 func (s *Server) accept(w http.ResponseWriter, r *http.Request, scope, opType, target string, fault *Fault, apply func() *apiError) {
 	requestID := r.URL.Query().Get("requestId")
-	if key, ok := s.requestIDs[requestID]; ok && requestID != "" {
-		writeProto(w, s.ops[key].pb)
-		return
-	}
 	var failure *apiError
 	if fault != nil && fault.InOperation {
 		failure = &apiError{code: fault.Status, reason: faultReason(fault), message: "injected operation fault for " + target, inOperation: true}

@@ -75,6 +75,15 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, parts []string, f
 		return
 	}
 
+	// A repeated requestId (a retried mutation) gets the original
+	// operation and changes nothing, as on GCE.
+	if id := r.URL.Query().Get("requestId"); id != "" && r.Method != http.MethodGet {
+		if key, ok := s.requestIDs[id]; ok {
+			writeProto(w, s.ops[key].pb)
+			return
+		}
+	}
+
 	h, ok := s.handlers()[q.scope[:min(len(q.scope), 7)]+"/"+q.collection]
 	if !ok {
 		fail(notFound(r.URL.Path))

@@ -63,6 +63,11 @@ type Fault struct {
 	// error instead of applying it (Status is the operation's
 	// httpErrorStatusCode, Reason its error code).
 	InOperation bool
+	// AfterApply handles the request normally, then answers with Status
+	// anyway: the change happened but the client never learns it, as when
+	// a response is lost. A retry with the same requestId gets the
+	// original operation.
+	AfterApply bool
 	// Times is how many matching requests the fault applies to; 0 means all.
 	Times int
 }
@@ -201,6 +206,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}()
 	if fault != nil && fault.Status != 0 && !fault.InOperation {
+		if fault.AfterApply {
+			s.route(&rawWriter{b: &strings.Builder{}}, r, strings.Split(path, "/"), nil)
+		}
 		if fault.RetryAfter != "" {
 			rec.Header().Set("Retry-After", fault.RetryAfter)
 		}

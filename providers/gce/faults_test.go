@@ -137,3 +137,28 @@ func TestOperationErrorNamesTheResource(t *testing.T) {
 		t.Errorf("left after delete: %v", keys)
 	}
 }
+
+func TestLostResponseIsRetriedIdempotently(t *testing.T) {
+	e := newTestEnv(t)
+	// GCE creates the forwarding rule, target pool and firewall, but the
+	// answers are lost; the retried POSTs carry the same requestId.
+	for _, path := range []string{"/forwardingRules", "/targetPools", "global/firewalls"} {
+		e.srv.InjectFault(fakegce.Fault{Method: "POST", PathContains: path, Status: http.StatusBadGateway, AfterApply: true, Times: 1})
+	}
+	svc := newService("web")
+	e.ensure(svc, e.nodes(2))
+	for _, c := range e.srv.Calls() {
+		if c.Status == http.StatusConflict {
+			t.Errorf("a retried insert hit 409: %+v", c)
+		}
+	}
+	e.srv.ResetCalls()
+	e.ensure(svc, e.nodes(2))
+	if w := e.writes(); len(w) != 0 {
+		t.Errorf("not idle after lost responses: %v", w)
+	}
+	e.remove(svc)
+	if keys := e.srv.Keys(); len(keys) != 0 {
+		t.Errorf("left after delete: %v", keys)
+	}
+}
