@@ -39,6 +39,8 @@ type testbed struct {
 	t         testing.TB
 	kube      kubernetes.Interface
 	ns        string
+	// speakerKube is the speakers' client: kube unless a test sets it.
+	speakerKube kubernetes.Interface
 	client    *netns.Host
 	clientLAN netns.Link
 	client2   netns.Link // the client's link on 198.51.100.0/24
@@ -180,8 +182,12 @@ func (c *testbed) start(name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	kube := c.speakerKube
+	if kube == nil {
+		kube = c.kube
+	}
 	sp, err := speaker.New(speaker.Options{
-		Client: c.kube, NodeName: name, LoadBalancerClass: speaker.DefaultLoadBalancerClass,
+		Client: kube, NodeName: name, LoadBalancerClass: speaker.DefaultLoadBalancerClass,
 		HeartbeatPort: heartbeatPort, Announcer: announcer, Members: members,
 	})
 	if err != nil {
