@@ -36,15 +36,15 @@ var nodeNames = []string{"node-1", "node-2", "node-3"}
 // speakers share the package's real API server; the test's Services live in
 // a namespace of its own.
 type testbed struct {
-	t         testing.TB
-	kube      kubernetes.Interface
-	ns        string
+	t    testing.TB
+	kube kubernetes.Interface
+	ns   string
 	// speakerKube is the speakers' client: kube unless a test sets it.
 	speakerKube kubernetes.Interface
-	client    *netns.Host
-	clientLAN netns.Link
-	client2   netns.Link // the client's link on 198.51.100.0/24
-	nodes     map[string]*node
+	client      *netns.Host
+	clientLAN   netns.Link
+	client2     netns.Link // the client's link on 198.51.100.0/24
+	nodes       map[string]*node
 }
 
 type node struct {
