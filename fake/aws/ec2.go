@@ -202,7 +202,12 @@ func (s *Server) describeInstances(q query, filters map[string][]string) (any, *
 		}
 		res.Instances = append(res.Instances, x)
 	}
-	out := describeInstancesXML{}
+	start, end, next, err := s.page(len(res.Instances), q.str("NextToken"))
+	if err != nil {
+		return nil, err
+	}
+	res.Instances = res.Instances[start:end]
+	out := describeInstancesXML{NextToken: next}
 	if len(res.Instances) > 0 {
 		out.Reservations = []reservationXML{res}
 	}
@@ -234,6 +239,11 @@ func (s *Server) describeSubnets(q query, filters map[string][]string) (any, *ap
 			out.Subnets = append(out.Subnets, subnetXML{ID: sn.ID, VPCID: sn.VPCID, CIDR: sn.CIDRBlock, AZ: sn.AvailabilityZone, State: "available", Tags: ec2Tags(sn.Tags)})
 		}
 	}
+	start, end, next, err := s.page(len(out.Subnets), q.str("NextToken"))
+	if err != nil {
+		return nil, err
+	}
+	out.Subnets, out.NextToken = out.Subnets[start:end], next
 	return out, nil
 }
 
@@ -277,6 +287,11 @@ func (s *Server) describeSecurityGroupRules(q query, filters map[string][]string
 			out.Rules = append(out.Rules, s.ruleXML(r))
 		}
 	}
+	start, end, next, err := s.page(len(out.Rules), q.str("NextToken"))
+	if err != nil {
+		return nil, err
+	}
+	out.Rules, out.NextToken = out.Rules[start:end], next
 	return out, nil
 }
 

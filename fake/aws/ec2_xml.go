@@ -18,6 +18,7 @@ func ec2Tags(m map[string]string) []tagXML {
 
 type describeInstancesXML struct {
 	Reservations []reservationXML `xml:"reservationSet>item"`
+	NextToken    string           `xml:"nextToken,omitempty"`
 }
 
 type reservationXML struct {
@@ -43,7 +44,8 @@ type groupIdentifierXML struct {
 }
 
 type describeSubnetsXML struct {
-	Subnets []subnetXML `xml:"subnetSet>item"`
+	Subnets   []subnetXML `xml:"subnetSet>item"`
+	NextToken string      `xml:"nextToken,omitempty"`
 }
 
 type subnetXML struct {
@@ -69,7 +71,8 @@ type securityGroupXML struct {
 }
 
 type describeRulesXML struct {
-	Rules []ruleXML `xml:"securityGroupRuleSet>item"`
+	Rules     []ruleXML `xml:"securityGroupRuleSet>item"`
+	NextToken string    `xml:"nextToken,omitempty"`
 }
 
 type ruleXML struct {

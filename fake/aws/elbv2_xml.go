@@ -76,6 +76,7 @@ func tagList(m map[string]string) []keyValueXML { return attributeList(m) }
 
 type targetGroupsXML struct {
 	TargetGroups []tgXML `xml:"TargetGroups>member"`
+	NextMarker   string  `xml:"NextMarker,omitempty"`
 }
 
 type tgXML struct {
@@ -125,7 +126,8 @@ type targetXML struct {
 }
 
 type listenersXML struct {
-	Listeners []listenerXML `xml:"Listeners>member"`
+	Listeners  []listenerXML `xml:"Listeners>member"`
+	NextMarker string        `xml:"NextMarker,omitempty"`
 }
 
 type listenerXML struct {

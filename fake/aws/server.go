@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -68,6 +69,36 @@ type Server struct {
 	calls  []Call
 	seen   map[string]bool // IAM actions ever called; ResetCalls keeps them
 	faults []*faultState
+	// pageSize limits the items of paginated Describe answers; 0 means all.
+	pageSize int
+}
+
+// SetPageSize makes the paginated Describe calls (DescribeTargetGroups,
+// DescribeListeners, DescribeInstances, DescribeSubnets,
+// DescribeSecurityGroupRules) answer at most n items per page, with a
+// NextMarker/NextToken for the rest; 0 turns paging off.
+func (s *Server) SetPageSize(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pageSize = n
+}
+
+// page returns the bounds of the page starting at token (an item index)
+// among total items, and the token of the next page ("" at the end).
+func (s *Server) page(total int, token string) (start, end int, next string, err *apiError) {
+	if token != "" {
+		n, perr := strconv.Atoi(token)
+		if perr != nil || n < 0 || n > total {
+			return 0, 0, "", errorf(400, "InvalidPaginationToken", "invalid pagination token %q", token)
+		}
+		start = n
+	}
+	end = total
+	if s.pageSize > 0 && start+s.pageSize < total {
+		end = start + s.pageSize
+		next = strconv.Itoa(end)
+	}
+	return start, end, next, nil
 }
 
 // New returns an empty fake for region. Seed it with AddSubnet, AddInstance
