@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -414,6 +415,16 @@ func (c *Cluster) LogTail(n int) string {
 	return fmt.Sprintf("--- %s ---\n%s\n--- %s ---\n%s", c.apiServer.logPath, c.apiServer.logTail(n), c.etcd.logPath, c.etcd.logTail(n))
 }
 
+// Control-plane ports are picked at random from [portRangeLow,
+// portRangeHigh): below the default node-port range and below the kernel's
+// default ephemeral range (32768-60999). Asking the kernel for port 0 instead
+// fails while a load test on the same machine has the ephemeral range full
+// of TIME-WAIT connections, which happens on shared CI machines.
+const (
+	portRangeLow  = 10000
+	portRangeHigh = 30000
+)
+
 // freeLoopbackPorts returns n distinct TCP ports free on 127.0.0.1.
 func freeLoopbackPorts(n int) ([]int, error) {
 	var ports []int
@@ -423,13 +434,22 @@ func freeLoopbackPorts(n int) ([]int, error) {
 			l.Close()
 		}
 	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	picked := map[int]bool{}
+	for attempt := 0; len(ports) < n && attempt < 1000; attempt++ {
+		port := portRangeLow + rand.IntN(portRangeHigh-portRangeLow)
+		if picked[port] {
+			continue
+		}
+		picked[port] = true
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
-			return nil, fmt.Errorf("finding a free loopback port: %w", err)
+			continue // in use
 		}
 		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, port)
+	}
+	if len(ports) < n {
+		return nil, fmt.Errorf("%w: found only %d free loopback ports in %d-%d", errPortTaken, len(ports), portRangeLow, portRangeHigh-1)
 	}
 	return ports, nil
 }
