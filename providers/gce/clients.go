@@ -126,7 +126,8 @@ func newHTTPClient(ctx context.Context, o httpOptions) (*http.Client, error) {
 	}
 	logger := klog.FromContext(ctx).WithName("gce-http")
 	rc := &retryablehttp.Client{
-		HTTPClient:   &http.Client{Transport: base},
+		// An operation wait may block for about two minutes on GCE's side.
+		HTTPClient:   &http.Client{Transport: base, Timeout: 3 * time.Minute},
 		RetryMax:     o.retries,
 		RetryWaitMin: o.retryWaitMin,
 		RetryWaitMax: o.retryWaitMax,

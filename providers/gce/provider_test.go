@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestEnsureCreatesCompleteLoadBalancer(t *testing.T) {
@@ -126,6 +127,14 @@ func TestUpdatesAreDiffs(t *testing.T) {
 				"DELETE global/httpHealthChecks/" + namesOf(newService("web")).sharedHealthCheck,
 				"DELETE global/firewalls/" + namesOf(newService("web")).sharedHealthCheckFirewall,
 			}},
+		{desc: "local to cluster policy", before: newService("web", withLocal(31234)), after: newService("web"), nodesAfter: 3,
+			wantWrites: []string{
+				"POST global/httpHealthChecks", "POST global/firewalls",
+				"DELETE regions/us-central1/forwardingRules/", "DELETE regions/us-central1/targetPools/",
+				"POST regions/us-central1/targetPools", "POST regions/us-central1/forwardingRules",
+				"DELETE global/httpHealthChecks/" + namesOf(newService("web")).healthCheck,
+				"DELETE global/firewalls/" + namesOf(newService("web")).healthCheckFirewall,
+			}},
 		{desc: "requested IP set", before: newService("web"), after: newService("web", withLoadBalancerIP("198.51.100.9")), nodesAfter: 3,
 			wantWrites: []string{"DELETE regions/us-central1/forwardingRules/", "DELETE regions/us-central1/addresses/",
 				"POST regions/us-central1/addresses", "POST regions/us-central1/forwardingRules"}},
@@ -233,5 +242,35 @@ func TestMixedProtocolsShareOneAddress(t *testing.T) {
 	}
 	if got := countMatching(e.writes(), "forwardingRules"); got != 1 {
 		t.Errorf("dropping UDP made %d forwarding-rule writes (%v), want 1 delete", got, e.writes())
+	}
+}
+
+func TestNodesOutsideTheRegionOrWithoutProviderIDAreSkipped(t *testing.T) {
+	e := newTestEnv(t)
+	nodes := e.nodes(2)
+	e.srv.AddInstance("europe-west1-b", "far", "k8s-node")
+	nodes = append(nodes,
+		&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "far"}, Spec: v1.NodeSpec{ProviderID: "gce://" + testProject + "/europe-west1-b/far"}},
+		&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "bare"}},
+		&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "aws"}, Spec: v1.NodeSpec{ProviderID: "aws:///us-east-1a/i-0123"}},
+	)
+	svc := newService("web")
+	e.ensure(svc, nodes)
+	pool, _ := e.srv.TargetPool(testRegion, namesOf(svc).base)
+	if len(pool.GetInstances()) != 2 {
+		t.Errorf("pool instances = %v, want only the two nodes of the region", pool.GetInstances())
+	}
+}
+
+func TestInstancesWithoutTagsNeedTheFlag(t *testing.T) {
+	e := newTestEnv(t)
+	e.srv.AddInstance(testZone, "untagged")
+	node := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "untagged"}, Spec: v1.NodeSpec{ProviderID: "gce://" + testProject + "/" + testZone + "/untagged"}}
+	_, err := e.p.EnsureLoadBalancer(e.ctx, testCluster, newService("web"), []*v1.Node{node})
+	if err == nil || !strings.Contains(err.Error(), "--gce-node-tags") {
+		t.Fatalf("err = %v, want one pointing at --gce-node-tags", err)
+	}
+	if w := e.writes(); len(w) != 0 {
+		t.Errorf("wrote %v before failing", w)
 	}
 }
