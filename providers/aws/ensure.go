@@ -51,7 +51,7 @@ func (p *Provider) ensure(ctx context.Context, o owner, spec *serviceSpec, nodes
 	// Subnets are resolved for a new load balancer, when annotated (to
 	// compare), and when the scheme changes (a recreation in other subnets).
 	var subnets []subnet
-	if st == nil || len(spec.subnets) > 0 || st.lb.Scheme != schemeOf(spec) {
+	if st == nil || st.lb.Scheme != schemeOf(spec) || (len(spec.subnets) > 0 && !sameSubnetIDs(spec.subnets, st.lb)) {
 		if subnets, err = p.resolveSubnets(ctx, o, spec, vpc); err != nil {
 			return nil, err
 		}
@@ -186,6 +186,19 @@ func needsRecreate(lb *elbtypes.LoadBalancer, spec *serviceSpec, subnets []subne
 		return fmt.Sprintf("Elastic IP allocations change from %v to %v", haveEIPs, want)
 	}
 	return ""
+}
+
+// sameSubnetIDs reports whether the annotated subnets are exactly the load
+// balancer's, by ID (names need a lookup, so they never match here).
+func sameSubnetIDs(annotated []string, lb *elbtypes.LoadBalancer) bool {
+	var have []string
+	for _, az := range lb.AvailabilityZones {
+		have = append(have, aws.ToString(az.SubnetId))
+	}
+	want := slices.Clone(annotated)
+	slices.Sort(want)
+	slices.Sort(have)
+	return slices.Equal(want, have)
 }
 
 func schemeOf(spec *serviceSpec) elbtypes.LoadBalancerSchemeEnum {

@@ -39,6 +39,9 @@ func TestEnsureCreatesNLBWithTargetGroupsListenersAndRules(t *testing.T) {
 	if status == nil || len(status.Ingress) != 1 || status.Ingress[0].Hostname != lb.DNSName || status.Ingress[0].IP != "" {
 		t.Errorf("status = %+v, want hostname %s", status, lb.DNSName)
 	}
+	if got, exists, err := e.p.GetLoadBalancer(e.ctx, testCluster, svc); err != nil || !exists || got.Ingress[0].Hostname != lb.DNSName {
+		t.Errorf("GetLoadBalancer = %+v, %v, %v", got, exists, err)
+	}
 
 	tgs := e.fake.TargetGroups()
 	byPort := map[int32]fakeaws.TargetGroup{}
@@ -120,6 +123,8 @@ func TestIdleEnsureOnlyReads(t *testing.T) {
 		{desc: "local policy, source ranges, cross-zone, tags", svc: newService("web", withThreePorts(), withLocal(32000), withSourceRanges("192.0.2.0/24"),
 			withAnnotation(AnnotationCrossZone, "true"), withAnnotation(AnnotationAdditionalTags, "a=b")), maxReads: 10},
 		{desc: "node with two security groups", svc: newService("web", withThreePorts()), maxReads: 11},
+		{desc: "annotated subnet IDs and Elastic IPs", svc: newService("web", withThreePorts(), withAnnotation(AnnotationSubnets, "subnet-b,subnet-c"),
+			withAnnotation(AnnotationEIPAllocations, "eipalloc-1,eipalloc-2")), maxReads: 10},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			e := newEnv(t)
