@@ -363,4 +363,3 @@ func (s *Server) describeTargetHealth(q query) (any, *apiError) {
 	}
 	return out, nil
 }
-
