@@ -48,20 +48,32 @@ func (p *Provider) ensure(ctx context.Context, o owner, spec *serviceSpec, nodes
 		return nil, fmt.Errorf("cannot tell the VPC: no node has a running instance and --aws-vpc-id is not set")
 	}
 
-	// Subnets are resolved for a new load balancer, when annotated (to
-	// compare), and when the scheme changes (a recreation in other subnets).
+	// Subnets are resolved for a new load balancer, when annotated ones may
+	// differ, and for a recreation; all before anything is deleted.
 	var subnets []subnet
-	if st == nil || st.lb.Scheme != schemeOf(spec) || (len(spec.subnets) > 0 && !sameSubnetIDs(spec.subnets, st.lb)) {
+	resolve := func() error {
 		if subnets, err = p.resolveSubnets(ctx, o, spec, vpc); err != nil {
-			return nil, err
+			return err
 		}
 		if len(spec.eipAllocations) > 0 && len(spec.eipAllocations) != len(subnets) {
-			return nil, providers.NewInputError(annotationField(AnnotationEIPAllocations), "%d allocations for %d subnets: give one per subnet", len(spec.eipAllocations), len(subnets))
+			return providers.NewInputError(annotationField(AnnotationEIPAllocations), "%d allocations for %d subnets: give one per subnet", len(spec.eipAllocations), len(subnets))
+		}
+		return nil
+	}
+	if st == nil || st.lb.Scheme != schemeOf(spec) || (len(spec.subnets) > 0 && !sameSubnetIDs(spec.subnets, st.lb)) {
+		if err := resolve(); err != nil {
+			return nil, err
 		}
 	}
 	var replaced *lbState
 	if st != nil {
-		if why := needsRecreate(st.lb, spec, subnets); why != "" {
+		why := needsRecreate(st.lb, spec, subnets)
+		if why != "" && subnets == nil {
+			if err := resolve(); err != nil {
+				return nil, err
+			}
+		}
+		if why != "" {
 			logger.Info("Recreating load balancer", "reason", why)
 			if err := p.deleteLoadBalancer(ctx, st); err != nil {
 				return nil, err

@@ -239,3 +239,23 @@ func TestThrottlingBeyondTheRetryerAsksForRetryLater(t *testing.T) {
 		t.Errorf("wrote %v", w)
 	}
 }
+
+func TestInvalidRecreationKeepsTheExistingLoadBalancer(t *testing.T) {
+	e := newEnv(t)
+	e.ensure(newService("web", withThreePorts()), threeNodes())
+	before := e.fake.LoadBalancers()
+	e.fake.ResetCalls()
+	// Three Elastic IPs for the two discovered subnets: refused before the
+	// old load balancer is deleted.
+	svc := newService("web", withThreePorts(), withAnnotation(AnnotationEIPAllocations, "eipalloc-1,eipalloc-2,eipalloc-3"))
+	_, err := e.p.EnsureLoadBalancer(e.ctx, testCluster, svc, threeNodes())
+	if ie, ok := providers.IsInputError(err); !ok || ie.Field != "metadata.annotations["+AnnotationEIPAllocations+"]" {
+		t.Fatalf("EnsureLoadBalancer = %v, want an InputError on the EIP annotation", err)
+	}
+	if w := e.writes(); len(w) != 0 {
+		t.Errorf("wrote %v", w)
+	}
+	if after := e.fake.LoadBalancers(); len(after) != 1 || after[0].ARN != before[0].ARN {
+		t.Errorf("load balancer replaced or deleted: %v", after)
+	}
+}

@@ -193,6 +193,18 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 			},
 		},
 		{
+			desc:       "Elastic IPs added: recreated in the discovered subnets",
+			before:     threePorts,
+			after:      newService("web", withThreePorts(), withAnnotation(AnnotationEIPAllocations, "eipalloc-1,eipalloc-2")),
+			wantWrites: []string{"CreateListener", "CreateListener", "CreateListener", "CreateLoadBalancer", "DeleteLoadBalancer"},
+			check: func(t *testing.T, e *testEnv, svc *v1.Service) {
+				lb := e.fake.LoadBalancers()[0]
+				if !slices.Equal(lb.Subnets, []string{"subnet-a", "subnet-b"}) || lb.AllocationIDs["subnet-a"] != "eipalloc-1" || lb.AllocationIDs["subnet-b"] != "eipalloc-2" {
+					t.Errorf("load balancer subnets %v allocations %v", lb.Subnets, lb.AllocationIDs)
+				}
+			},
+		},
+		{
 			desc:       "Elastic IPs in annotated subnets (by name and ID): recreated with subnet mappings",
 			before:     threePorts,
 			after:      newService("web", withThreePorts(), withAnnotation(AnnotationSubnets, "public-a2, subnet-b"), withAnnotation(AnnotationEIPAllocations, "eipalloc-1,eipalloc-2")),
