@@ -14,6 +14,10 @@ type applied struct {
 	fingerprint     uint64
 	nodeFingerprint uint64
 	status          v1.LoadBalancerStatus
+	// ownWrites are the resourceVersions the Service had before each of our
+	// own writes in that sync. An informer that still shows one of them
+	// has not yet delivered our write: nothing to do until it does.
+	ownWrites []string
 }
 
 // appliedStore remembers applied state per Service key, so that a sync that

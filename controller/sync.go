@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -54,15 +55,23 @@ func (c *Controller) ensure(ctx context.Context, key string, svc *v1.Service) er
 	nodes := c.nodeSet.Load()
 	fp := serviceFingerprint(svc)
 	prev := c.applied.get(key)
-	if prev != nil && prev.fingerprint == fp && statusEqual(&prev.status, &svc.Status.LoadBalancer) && hasFinalizer(svc) {
-		if prev.nodeFingerprint == nodes.fingerprint {
-			return nil // nothing changed: no provider call, no write
+	var ownWrites []string
+	if prev != nil && prev.fingerprint == fp {
+		// Up to date: the Service still shows what we wrote, or the cache
+		// has not yet delivered our own write (its update requeues us).
+		upToDate := slices.Contains(prev.ownWrites, svc.ResourceVersion) ||
+			(hasFinalizer(svc) && statusEqual(&prev.status, &svc.Status.LoadBalancer))
+		if upToDate {
+			if prev.nodeFingerprint == nodes.fingerprint {
+				return nil // nothing changed: no provider call, no write
+			}
+			return c.updateNodes(ctx, key, svc, prev, nodes)
 		}
-		return c.updateNodes(ctx, key, svc, prev, nodes)
 	}
 	if !hasFinalizer(svc) {
 		// The finalizer goes on before anything exists in the cloud, so a
 		// deleted Service can never leave a load balancer behind.
+		ownWrites = append(ownWrites, svc.ResourceVersion)
 		updated, err := c.addFinalizer(ctx, svc)
 		if err != nil {
 			return err
@@ -87,12 +96,13 @@ func (c *Controller) ensure(ctx context.Context, key string, svc *v1.Service) er
 	}
 	status = c.withIPMode(status)
 	if !statusEqual(status, &svc.Status.LoadBalancer) {
+		ownWrites = append(ownWrites, svc.ResourceVersion)
 		if err := c.patchStatus(ctx, svc, status); err != nil {
 			return err
 		}
 	}
 	c.recorder.Event(svc, v1.EventTypeNormal, EventEnsuredLoadBalancer, "Ensured load balancer")
-	c.applied.set(key, &applied{service: svc.DeepCopy(), fingerprint: fp, nodeFingerprint: nodes.fingerprint, status: *status.DeepCopy()})
+	c.applied.set(key, &applied{service: svc.DeepCopy(), fingerprint: fp, nodeFingerprint: nodes.fingerprint, status: *status.DeepCopy(), ownWrites: ownWrites})
 	logger.V(2).Info("Ensured load balancer", "ingress", status.Ingress)
 	return nil
 }

@@ -51,8 +51,8 @@ func DefaultOptions() Options {
 	}
 	return Options{
 		Controller:   controller.DefaultConfig(),
-		QPS:          50,
-		Burst:        100,
+		QPS:          100,
+		Burst:        200,
 		ResyncPeriod: 10 * time.Minute,
 		MetricsAddr:  ":10260",
 		LeaderElection: LeaderElection{

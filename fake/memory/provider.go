@@ -298,3 +298,17 @@ func validate(svc *v1.Service, needNodePorts bool) error {
 	}
 	return nil
 }
+
+// CountWithNodes returns how many load balancers have exactly n backends.
+// It copies nothing, so benchmarks can poll it.
+func (p *Provider) CountWithNodes(n int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	count := 0
+	for _, lb := range p.lbs {
+		if len(lb.Nodes) == n {
+			count++
+		}
+	}
+	return count
+}
