@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -43,9 +44,8 @@ func desiredRules(spec *serviceSpec, groups []string, subnetCIDRs []string) map[
 				hcPorts = append(hcPorts, l.nodePort)
 			}
 		} else {
-			var n int32
-			fmt.Sscan(spec.healthCheck.port, &n)
-			hcPorts = append(hcPorts, n)
+			n, _ := strconv.ParseInt(spec.healthCheck.port, 10, 32) // validated by parseHealthCheck
+			hcPorts = append(hcPorts, int32(n))
 		}
 		for _, port := range hcPorts {
 			if _, open := rules[ruleKey{g, "tcp", port, "0.0.0.0/0"}]; open {

@@ -74,8 +74,11 @@ func (p *Provider) ensureTargetGroups(ctx context.Context, o owner, st *lbState,
 			st.targetGroups[name], out[l.port] = tg, tg
 			continue
 		}
-		if err != nil || len(res.TargetGroups) != 1 {
+		if err != nil {
 			return nil, fmt.Errorf("creating target group %s for port %d/%s: %w", name, l.port, l.protocol, err)
+		}
+		if len(res.TargetGroups) != 1 {
+			return nil, fmt.Errorf("creating target group %s: AWS returned %d target groups", name, len(res.TargetGroups))
 		}
 		tg := &tgState{tg: res.TargetGroups[0], tags: tags, fresh: true}
 		st.targetGroups[name], out[l.port] = tg, tg
