@@ -40,14 +40,21 @@ type Binaries struct {
 // component is one control-plane program: the directory of its Go module
 // under build/ and the name of the executable it produces.
 type component struct {
-	name   string // executable name, also the directory under build/
-	envVar string // variable naming a prebuilt binary
-	note   string // what to tell the user before building it
+	name    string // executable name, also the directory under build/
+	envVar  string // variable naming a prebuilt binary
+	note    string // what to tell the user before building it
+	ldflags string // -ldflags for go build; part of the cache key
 }
 
 var components = []component{
 	{name: "etcd", envVar: EnvEtcd, note: "about 1 minute the first time on 2 cores"},
-	{name: "kube-apiserver", envVar: EnvKubeAPIServer, note: "about 6 minutes the first time on 2 cores; later builds reuse the Go build cache"},
+	{
+		name: "kube-apiserver", envVar: EnvKubeAPIServer,
+		note: "about 6 minutes the first time on 2 cores; later builds reuse the Go build cache",
+		// Stamp the version as release builds do, so /version and discovery
+		// report v1.37.2 rather than v0.0.0-master. Keep in step with go.mod.
+		ldflags: "-X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean",
+	},
 }
 
 // EnsureBinaries returns the kube-apiserver and etcd executables, building
@@ -101,7 +108,7 @@ func CacheDir() (string, error) {
 }
 
 // buildFunc compiles the Go module in srcDir into the executable out.
-type buildFunc func(ctx context.Context, srcDir, out string) error
+type buildFunc func(ctx context.Context, srcDir, ldflags, out string) error
 
 // builder builds every component into cacheDir unless it is already there.
 type builder struct {
@@ -182,7 +189,7 @@ func (b builder) buildOne(ctx context.Context, c component, out string) error {
 			}
 		}
 	}()
-	err := b.build(ctx, src, tmp)
+	err := b.build(ctx, src, c.ldflags, tmp)
 	close(done)
 	if err != nil {
 		return fmt.Errorf("building %s from %s: %w", c.name, src, err)
@@ -195,12 +202,12 @@ func (b builder) buildOne(ctx context.Context, c component, out string) error {
 }
 
 // goBuild runs `go build` in srcDir, the real buildFunc.
-func goBuild(ctx context.Context, srcDir, out string) error {
+func goBuild(ctx context.Context, srcDir, ldflags, out string) error {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-o", out, ".")
+	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-ldflags", ldflags, "-o", out, ".")
 	cmd.Dir = srcDir
 	// The build modules are independent of any workspace around them.
 	cmd.Env = append(os.Environ(), "GOWORK=off")
@@ -251,6 +258,7 @@ func versionKey(srcRoot string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s/%s\n", runtime.GOOS, runtime.GOARCH)
 	for _, c := range components {
+		fmt.Fprintf(h, "%s ldflags %q\n", c.name, c.ldflags)
 		for _, f := range []string{"go.mod", "go.sum", "main.go"} {
 			p := filepath.Join(srcRoot, c.name, f)
 			data, err := os.ReadFile(p)

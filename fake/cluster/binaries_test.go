@@ -22,7 +22,7 @@ type fakeBuild struct {
 	fail    error
 }
 
-func (f *fakeBuild) build(ctx context.Context, srcDir, out string) error {
+func (f *fakeBuild) build(ctx context.Context, srcDir, ldflags, out string) error {
 	f.calls.Add(1)
 	if f.started != nil {
 		f.started <- out

@@ -159,6 +159,17 @@ func TestLoadBalancerServiceGetsNodePortsFromAllocator(t *testing.T) {
 	}
 }
 
+func TestServerReportsItsVersion(t *testing.T) {
+	c := controlPlane.Get(t)
+	v, err := c.AdminClient().Discovery().ServerVersion()
+	if err != nil {
+		t.Fatalf("GET /version: %v", err)
+	}
+	if v.GitVersion != "v1.37.2" || v.Major != "1" || v.Minor != "37" {
+		t.Fatalf("server version %+v, want v1.37.2 (the version the build module pins)", v)
+	}
+}
+
 func TestNamedUserIsForbiddenUntilRoleBinding(t *testing.T) {
 	c := controlPlane.Get(t)
 	ns, otherNS := c.NewNamespace(t), c.NewNamespace(t)
