@@ -127,6 +127,7 @@ func New(ctx context.Context, name string, vip netip.Addr, spec api.LoadBalancer
 		conns:   map[*net.TCPConn]struct{}{},
 	}
 	b.dialer.Timeout = b.opts.DialTimeout
+	b.dialer.KeepAlive = -1
 	if m := b.opts.Metrics; m != nil {
 		for i, l := range outcomeLabels {
 			b.counters[i] = m.connections.WithLabelValues(name, l[0], l[1])
@@ -238,11 +239,14 @@ func (b *Balancer) openMissing(want map[portKey]int) ([]*tcpListener, []*udpList
 			if _, ok := b.tcp[k.port]; ok {
 				continue
 			}
-			ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(b.vip, uint16(k.port))))
+			// No TCP keepalive on accepted connections: it costs four
+			// setsockopt calls per connection and proxies do not need it.
+			lc := net.ListenConfig{KeepAlive: -1}
+			ln, err := lc.Listen(b.ctx, "tcp", netip.AddrPortFrom(b.vip, uint16(k.port)).String())
 			if err != nil {
 				return fail(fmt.Errorf("load balancer %s: listening on TCP port %d: %w", b.name, k.port, err))
 			}
-			l := &tcpListener{b: b, ln: ln, port: k.port}
+			l := &tcpListener{b: b, ln: ln.(*net.TCPListener), port: k.port}
 			l.setBackendPort(bp)
 			newTCP = append(newTCP, l)
 		case api.ProtocolUDP:

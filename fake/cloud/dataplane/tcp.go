@@ -76,7 +76,10 @@ func (l *tcpListener) handle(ctx context.Context, client *net.TCPConn) {
 			break
 		}
 		dst := netip.AddrPortFrom(t.addr, uint16(l.backendPort.Load()))
-		upstream, err := b.dialer.DialTCP(ctx, "tcp", netip.AddrPort{}, dst)
+		// DialContext, not DialTCP: DialTCP binds a zero local address
+		// first, which takes an ephemeral port exclusively and runs out
+		// under high connection rates (TIME_WAIT ports are not reused).
+		c, err := b.dialer.DialContext(ctx, "tcp", dst.String())
 		if err != nil {
 			klog.FromContext(ctx).V(3).Info("Backend dial failed", "backend", t.name, "address", dst, "err", err)
 			b.count(tcpDialFailed)
@@ -84,6 +87,7 @@ func (l *tcpListener) handle(ctx context.Context, client *net.TCPConn) {
 			continue
 		}
 		b.count(tcpForwarded)
+		upstream := c.(*net.TCPConn)
 		if !b.track(client, upstream) {
 			reset(client)
 			reset(upstream)
