@@ -45,6 +45,8 @@ type Call struct {
 	Write bool
 	// ErrorCode is the error the fake returned, or "".
 	ErrorCode string
+	// AccessKeyID is the access key the request was signed with.
+	AccessKeyID string
 }
 
 // IAMAction is the action as an IAM policy names it ("ec2:DescribeSubnets").
@@ -171,6 +173,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call := Call{Service: service, Action: action, Write: !strings.HasPrefix(action, "Describe")}
 	q := query(form)
 
+	// The fake does not verify signatures, but it insists on a SigV4
+	// Authorization header scoped to its region and the called service, as
+	// AWS does before anything else.
+	key, aerr := s.checkSignature(r.Header.Get("Authorization"), service)
+	call.AccessKeyID = key
+	if aerr != nil {
+		call.ErrorCode = aerr.code
+		s.log(call)
+		s.writeError(w, service, aerr)
+		return
+	}
+
 	if f := s.takeFault(action); f != nil {
 		if f.Latency > 0 {
 			select {
@@ -188,7 +202,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	var result any
-	var aerr *apiError
 	if service == ServiceELBv2 {
 		result, aerr = s.elbv2(action, q)
 	} else {
@@ -208,6 +221,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.writeEC2(w, action, result)
 	}
+}
+
+// checkSignature returns the access key ID of a SigV4 Authorization header
+// ("AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/ec2/aws4_request,
+// SignedHeaders=..., Signature=...") whose scope names the fake's region and
+// service.
+func (s *Server) checkSignature(auth, service string) (string, *apiError) {
+	code := "MissingAuthenticationToken"
+	if service == ServiceEC2 {
+		code = "AuthFailure"
+	}
+	rest, ok := strings.CutPrefix(auth, "AWS4-HMAC-SHA256 Credential=")
+	if !ok {
+		return "", errorf(403, code, "the request is not signed with AWS Signature Version 4")
+	}
+	credential, _, _ := strings.Cut(rest, ",")
+	parts := strings.Split(credential, "/")
+	if len(parts) != 5 || parts[0] == "" || parts[4] != "aws4_request" {
+		return "", errorf(403, "IncompleteSignature", "malformed credential scope %q", credential)
+	}
+	if parts[2] != s.region || parts[3] != service {
+		return parts[0], errorf(403, "SignatureDoesNotMatch", "credential scope %s/%s, want %s/%s", parts[2], parts[3], s.region, service)
+	}
+	return parts[0], nil
 }
 
 func (s *Server) log(c Call) {

@@ -3,7 +3,10 @@ package aws
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -216,6 +219,44 @@ func TestFaultsAnswerWithTheProtocolsErrorShapes(t *testing.T) {
 				t.Errorf("call log = %+v", calls)
 			}
 		})
+	}
+}
+
+func TestUnsignedOrMisscopedRequestsAreRefused(t *testing.T) {
+	s, _, _ := newClients(t)
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	for _, tc := range []struct {
+		desc, auth, body, wantCode string
+	}{
+		{"ELBv2 unsigned", "", "Action=DescribeLoadBalancers&Version=2015-12-01", "MissingAuthenticationToken"},
+		{"EC2 unsigned", "", "Action=DescribeSubnets&Version=2016-11-15", "AuthFailure"},
+		{"EC2 signed for ELBv2", "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/elasticloadbalancing/aws4_request, SignedHeaders=host, Signature=00",
+			"Action=DescribeSubnets&Version=2016-11-15", "SignatureDoesNotMatch"},
+		{"other region", "AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/ec2/aws4_request, SignedHeaders=host, Signature=00",
+			"Action=DescribeSubnets&Version=2016-11-15", "SignatureDoesNotMatch"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "<Code>"+tc.wantCode+"</Code>") {
+				t.Errorf("answer %d %s, want 403 %s", resp.StatusCode, body, tc.wantCode)
+			}
+		})
+	}
+	for _, c := range s.Calls() {
+		if c.ErrorCode == "" {
+			t.Errorf("call %+v was served", c)
+		}
 	}
 }
 

@@ -82,4 +82,12 @@ func TestBuilderBuildsAProviderThatTalksToTheEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireNothingOfOurs(t, e, svc)
+	for _, c := range e.fake.Calls() {
+		if c.AccessKeyID != "AKIDBUILDER" {
+			t.Errorf("%s was signed with %q, want the environment's AKIDBUILDER", c.Action, c.AccessKeyID)
+		}
+	}
+	if logs := e.logs(); strings.Contains(logs, "builder-secret") || !strings.Contains(logs, "Created load balancer") {
+		t.Errorf("the logs show the secret key, or nothing was logged:\n%s", logs)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
 
 	fakeaws "github.com/extlb/extlb/fake/aws"
@@ -43,6 +44,16 @@ type testEnv struct {
 	url  string
 	p    *Provider
 	ctx  context.Context
+	// logger keeps what the provider logged, for logs().
+	logger klog.Logger
+}
+
+// logs returns everything logged through e.ctx so far.
+func (e *testEnv) logs() string {
+	if u, ok := e.logger.GetSink().(ktesting.Underlier); ok {
+		return u.GetBuffer().String()
+	}
+	return ""
 }
 
 func newEnv(t testing.TB) *testEnv {
@@ -68,8 +79,8 @@ func newEnv(t testing.TB) *testEnv {
 	fake.AddInstance(fakeaws.Instance{ID: "i-00000000000000ff", VPCID: testVPC, SubnetID: "subnet-b", AvailabilityZone: "us-east-1b", State: "stopped", SecurityGroupIDs: []string{nodesSG}})
 
 	srv := httptest.NewServer(fake)
-	_, ctx := ktesting.NewTestContext(t)
-	e := &testEnv{t: t, fake: fake, url: srv.URL, ctx: ctx}
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.BufferLogs(true)))
+	e := &testEnv{t: t, fake: fake, url: srv.URL, ctx: klog.NewContext(context.Background(), logger), logger: logger}
 	e.p = NewFromConfig(testSDKConfig(srv.URL), Options{TargetChunkSize: 2, InUseDelay: time.Millisecond})
 	t.Cleanup(func() {
 		srv.Close()
