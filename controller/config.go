@@ -37,6 +37,9 @@ type Config struct {
 	// controller records an EnsuringLoadBalancer Event saying it is still
 	// in progress. Zero records it before every call, as upstream does.
 	SlowEnsureNotice time.Duration
+	// NodePortSeed seeds the choice of dynamic node ports; 0 seeds it from
+	// the clock. Tests set it to make the choice reproducible.
+	NodePortSeed uint64
 }
 
 // DefaultConfig returns the defaults the command's flags start from.

@@ -75,7 +75,7 @@ func New(cfg Config, client kubernetes.Interface, factory informers.SharedInform
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](cfg.MinRetryDelay, cfg.MaxRetryDelay),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "extlb_services", MetricsProvider: metrics.workqueueProvider()},
 		),
-		allocator: NewNodePortAllocator(cfg.NodePortRange, uint64(time.Now().UnixNano())),
+		allocator: NewNodePortAllocator(cfg.NodePortRange, seedOrClock(cfg.NodePortSeed)),
 	}
 	c.nodeSet.Store(newNodeSet(nil))
 	if _, err := svcInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -235,4 +235,11 @@ func nodePortsOf(svc *v1.Service) []int {
 		ports = append(ports, int(svc.Spec.HealthCheckNodePort))
 	}
 	return ports
+}
+
+func seedOrClock(seed uint64) uint64 {
+	if seed != 0 {
+		return seed
+	}
+	return uint64(time.Now().UnixNano())
 }

@@ -1,0 +1,301 @@
+// Package e2e runs extlb's controller against a real kube-apiserver and
+// etcd (fake/cluster), under the ServiceAccount and RBAC from manifests/,
+// with the in-memory provider standing in for a cloud.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/klog/v2/ktesting"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/extlb/extlb/controller/manager"
+	"github.com/extlb/extlb/fake/cluster"
+	memprovider "github.com/extlb/extlb/fake/memory"
+	"github.com/extlb/extlb/providers"
+)
+
+var controlPlane cluster.Shared
+
+func TestMain(m *testing.M) { os.Exit(controlPlane.Run(m)) }
+
+// repoRoot is the repository's top directory.
+func repoRoot(t testing.TB) string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot locate the test file")
+	}
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// renderKustomization builds manifests/<dir> with kustomize, as
+// `kubectl apply -k` would, and returns the objects.
+func renderKustomization(t testing.TB, dir string) []*unstructured.Unstructured {
+	t.Helper()
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	res, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(repoRoot(t), "manifests", dir))
+	if err != nil {
+		t.Fatalf("kustomize build manifests/%s: %v", dir, err)
+	}
+	var objs []*unstructured.Unstructured
+	for _, r := range res.Resources() {
+		m, err := r.Map()
+		if err != nil {
+			t.Fatalf("manifests/%s: %v", dir, err)
+		}
+		objs = append(objs, &unstructured.Unstructured{Object: m})
+	}
+	return objs
+}
+
+// applyObjects server-side-applies objs as the admin (dryRun: every object
+// is validated and admitted by the API server but not stored).
+func applyObjects(t testing.TB, cfg *rest.Config, objs []*unstructured.Unstructured, dryRun bool) error {
+	t.Helper()
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	opts := metav1.PatchOptions{FieldManager: "extlb-e2e", Force: ptrTo(true)}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	for _, obj := range objs {
+		gvk := obj.GroupVersionKind()
+		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", gvk.Kind, obj.GetName(), err)
+		}
+		data, err := obj.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
+		if obj.GetNamespace() != "" {
+			ri = dyn.Resource(mapping.Resource).Namespace(obj.GetNamespace())
+		}
+		if _, err := ri.Patch(context.Background(), obj.GetName(), types.ApplyPatchType, data, opts); err != nil {
+			return fmt.Errorf("applying %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
+		}
+	}
+	return nil
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// installController applies the controller's namespace, ServiceAccount and
+// RBAC from manifests/controller (not the Deployment: the test runs the
+// controller in-process) and returns a client configuration with the
+// ServiceAccount's identity.
+func installController(t testing.TB, c *cluster.Cluster) *rest.Config {
+	t.Helper()
+	var objs []*unstructured.Unstructured
+	for _, o := range renderKustomization(t, "controller") {
+		if o.GetKind() != "Deployment" {
+			objs = append(objs, o)
+		}
+	}
+	if err := applyObjects(t, c.AdminConfig(), objs, false); err != nil {
+		t.Fatalf("installing controller RBAC: %v", err)
+	}
+	var cfg *rest.Config
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+		var err error
+		cfg, err = c.ServiceAccountConfig(ctx, "extlb-system", "extlb-controller")
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("getting a token for the controller's ServiceAccount: %v", err)
+	}
+	return cfg
+}
+
+// runningController is one controller process (in-process) under test.
+type runningController struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// stop stops the controller and waits for it.
+func (r *runningController) stop() error {
+	r.cancel()
+	return <-r.done
+}
+
+type controllerOption func(*manager.Options)
+
+// startController runs the controller with the in-memory provider under
+// cfg's identity until the test ends (or stop is called).
+func startController(t testing.TB, cfg *rest.Config, lb providers.LoadBalancer, class string, opts ...controllerOption) *runningController {
+	t.Helper()
+	o := manager.DefaultOptions()
+	o.Controller.LoadBalancerClass = class
+	o.Controller.HandleDefaultClass = false
+	o.Controller.MinRetryDelay = 100 * time.Millisecond
+	o.Controller.MaxRetryDelay = 2 * time.Second
+	o.Controller.Workers = 4
+	o.MetricsAddr = ""
+	for _, f := range opts {
+		f(&o)
+	}
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	r := &runningController{cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		r.done <- manager.Run(ctx, o, cfg, func(context.Context, providers.Env) (providers.LoadBalancer, error) { return lb, nil })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("controller did not stop")
+		}
+	})
+	return r
+}
+
+// uniqueClass returns a load-balancer class of the test's own, so that tests
+// sharing a control plane never serve each other's Services.
+func uniqueClass(t testing.TB) string {
+	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-", " ", "-").Replace(t.Name()))
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	return "e2e.extlb.io/" + strings.Trim(name, "-")
+}
+
+type serviceTweak func(*v1.Service)
+
+func newService(ns, name, class string, tweaks ...serviceTweak) *v1.Service {
+	svc := &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1.ServiceSpec{
+			Type:              v1.ServiceTypeLoadBalancer,
+			LoadBalancerClass: &class,
+			Selector:          map[string]string{"app": name},
+			Ports:             []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}},
+		},
+	}
+	for _, f := range tweaks {
+		f(svc)
+	}
+	return svc
+}
+
+func createService(t testing.TB, c kubernetes.Interface, svc *v1.Service) *v1.Service {
+	t.Helper()
+	out, err := c.CoreV1().Services(svc.Namespace).Create(t.Context(), svc, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating service %s/%s: %v", svc.Namespace, svc.Name, err)
+	}
+	return out
+}
+
+// updateService applies change to the current Service, retrying on
+// conflicts.
+func updateService(t testing.TB, c kubernetes.Interface, ns, name string, change func(*v1.Service)) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		svc, err := c.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		change(svc)
+		_, err = c.CoreV1().Services(ns).Update(ctx, svc, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		t.Fatalf("updating service %s/%s: %v", ns, name, err)
+	}
+}
+
+// eventually polls cond until it holds, failing the test with what the last
+// poll said.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx context.Context) (bool, string)) {
+	t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		ok, msg := cond(ctx)
+		last = msg
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: not within %s: %s", what, timeout, last)
+	}
+}
+
+func getService(ctx context.Context, c kubernetes.Interface, ns, name string) (*v1.Service, error) {
+	return c.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+}
+
+// events returns "Type Reason: Message" for the Service's Events.
+func events(ctx context.Context, c kubernetes.Interface, ns, name string) []string {
+	list, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
+	if err != nil {
+		return []string{"listing events: " + err.Error()}
+	}
+	var out []string
+	for _, e := range list.Items {
+		out = append(out, fmt.Sprintf("%s %s: %s", e.Type, e.Reason, e.Message))
+	}
+	return out
+}
+
+func hasEvent(evs []string, prefix string) bool {
+	for _, e := range evs {
+		if strings.HasPrefix(e, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasFinalizer(svc *v1.Service) bool {
+	for _, f := range svc.Finalizers {
+		if f == "extlb.io/load-balancer-cleanup" {
+			return true
+		}
+	}
+	return false
+}
+
+func newNode(name, ip string, labels map[string]string) *v1.Node {
+	return &v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		Status:     v1.NodeStatus{Addresses: []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: ip}}},
+	}
+}
+
+// lbFor returns the in-memory load balancer of ns/name.
+func lbFor(p *memprovider.Provider, ns, name string) (memprovider.LoadBalancer, bool) {
+	return p.LoadBalancerFor(ns + "/" + name)
+}
