@@ -51,17 +51,7 @@ func (p *Provider) ensure(ctx context.Context, spec *lbSpec, nodes []*v1.Node) (
 	if err := p.ensureFirewall(ctx, obs.firewall, p.serviceFirewall(spec, tags)); err != nil {
 		return "", err
 	}
-	if !spec.local {
-		p.sharedHealthMu.Lock()
-		defer p.sharedHealthMu.Unlock()
-	}
-	if err := p.ensureHealthCheck(ctx, spec, obs.healthCheck); err != nil {
-		return "", err
-	}
-	if err := p.ensureFirewall(ctx, obs.healthFirewall, p.healthFirewall(spec, tags)); err != nil {
-		return "", err
-	}
-	previousHealthCheck, err := p.ensurePool(ctx, spec, obs, instances)
+	previousHealthCheck, err := p.ensureHealthAndPool(ctx, spec, obs, tags, instances)
 	if err != nil {
 		return "", err
 	}
@@ -74,6 +64,53 @@ func (p *Provider) ensure(ctx context.Context, spec *lbSpec, nodes []*v1.Node) (
 		}
 	}
 	return ip, nil
+}
+
+// ensureHealthAndPool ensures the health check, its firewall rule and the
+// target pool. For Cluster Services it holds sharedHealthMu, so this process
+// cannot delete the shared health check between its ensure and the pool
+// that references it.
+func (p *Provider) ensureHealthAndPool(ctx context.Context, spec *lbSpec, obs *observed, tags, instances []string) (string, error) {
+	if !spec.local {
+		p.sharedHealthMu.Lock()
+		defer p.sharedHealthMu.Unlock()
+		// Another Service may have created the shared resources since
+		// observe read them.
+		if err := p.reobserveShared(ctx, spec, obs); err != nil {
+			return "", err
+		}
+	}
+	if err := p.ensureHealthCheck(ctx, spec, obs.healthCheck); err != nil {
+		return "", err
+	}
+	if err := p.ensureFirewall(ctx, obs.healthFirewall, p.healthFirewall(spec, tags)); err != nil {
+		return "", err
+	}
+	return p.ensurePool(ctx, spec, obs, instances)
+}
+
+// reobserveShared reads the shared health check and its firewall rule
+// again if observe found them missing. Callers hold sharedHealthMu.
+func (p *Provider) reobserveShared(ctx context.Context, spec *lbSpec, obs *observed) error {
+	shared := spec.healthOwner()
+	var err error
+	if obs.healthCheck == nil {
+		if obs.healthCheck, err = p.getHealthCheck(ctx, spec.names.sharedHealthCheck); err != nil {
+			return err
+		}
+		if obs.healthCheck != nil && !shared.owns(obs.healthCheck.Description) {
+			return notOurs("httpHealthCheck", spec.names.sharedHealthCheck, obs.healthCheck.Description)
+		}
+	}
+	if obs.healthFirewall == nil {
+		if obs.healthFirewall, err = p.getFirewall(ctx, spec.names.sharedHealthCheckFirewall); err != nil {
+			return err
+		}
+		if obs.healthFirewall != nil && !shared.owns(obs.healthFirewall.GetDescription()) {
+			return notOurs("firewall", spec.names.sharedHealthCheckFirewall, obs.healthFirewall.GetDescription())
+		}
+	}
+	return nil
 }
 
 // notOurs is the error for a resource that carries one of our names but

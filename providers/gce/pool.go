@@ -183,11 +183,8 @@ func (p *Provider) releasePreviousHealthCheck(ctx context.Context, spec *lbSpec,
 	case spec.names.healthCheck:
 		return p.deleteOwnHealthCheck(ctx, spec.names, spec.owner)
 	case spec.names.sharedHealthCheck:
-		if spec.local {
-			// ensure holds the lock only for Cluster Services.
-			p.sharedHealthMu.Lock()
-			defer p.sharedHealthMu.Unlock()
-		}
+		p.sharedHealthMu.Lock()
+		defer p.sharedHealthMu.Unlock()
 		return p.releaseSharedHealthCheck(ctx, spec.names, spec.owner.Cluster)
 	}
 	return nil

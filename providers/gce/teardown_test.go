@@ -3,6 +3,8 @@ package gce
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	compute "cloud.google.com/go/compute/apiv1"
@@ -157,5 +159,49 @@ func TestUsersReservedAddressIsUsedNotOwned(t *testing.T) {
 	}
 	if keys := e.srv.Keys(); len(keys) != 1 {
 		t.Errorf("left behind: %v, want only the user's address", keys)
+	}
+}
+
+func TestConcurrentServicesShareTheNodeHealthCheckSafely(t *testing.T) {
+	e := newTestEnv(t)
+	nodes := e.nodes(3)
+	var svcs []*v1.Service
+	for i := range 6 {
+		tweaks := []serviceTweak{}
+		if i%3 == 0 {
+			tweaks = append(tweaks, withLocal(int32(31000+i)))
+		}
+		svcs = append(svcs, newService(fmt.Sprintf("svc-%d", i), tweaks...))
+	}
+	run := func(f func(*v1.Service) error) {
+		var wg sync.WaitGroup
+		errs := make(chan error, len(svcs))
+		for _, svc := range svcs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- f(svc)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	run(func(svc *v1.Service) error {
+		_, err := e.p.EnsureLoadBalancer(e.ctx, testCluster, svc, nodes)
+		return err
+	})
+	for _, svc := range svcs {
+		if _, exists, err := e.p.GetLoadBalancer(e.ctx, testCluster, svc); !exists || err != nil {
+			t.Errorf("%s: exists=%v err=%v", svc.Name, exists, err)
+		}
+	}
+	run(func(svc *v1.Service) error { return e.p.EnsureLoadBalancerDeleted(e.ctx, testCluster, svc) })
+	if keys := e.srv.Keys(); len(keys) != 0 {
+		t.Errorf("left after concurrent deletes: %v", keys)
 	}
 }
