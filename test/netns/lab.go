@@ -340,5 +340,14 @@ func (h *Host) Neighbor(ip netip.Addr) (net.HardwareAddr, bool, error) {
 	return nil, false, nil
 }
 
+// SetSysctl writes a sysctl (key like "net/ipv6/neigh/xl1/delay_first_probe_time")
+// inside the host's namespace.
+func (h *Host) SetSysctl(key, value string) error {
+	return h.Do(func() error { return writeSysctls(map[string]string{key: value}) })
+}
+
+// Netlink is a netlink handle bound to the host's namespace.
+func (h *Host) Netlink() *netlink.Handle { return h.handle }
+
 // NsName is the name of the host's namespace (as `ip netns list` shows it).
 func (h *Host) NsName() string { return h.nsName }

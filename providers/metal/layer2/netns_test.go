@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/extlb/extlb/providers/metal/layer2"
 	"github.com/extlb/extlb/test/netns"
 )
@@ -143,4 +145,63 @@ func TestRealTakeOverUpdatesNeighbors(t *testing.T) {
 			t.Logf("client's neighbor entry for %s moved to node-2 %v after the take-over", vip, at.Sub(start))
 		})
 	}
+}
+
+// TestRealNDPAnswersUnicastProbes: a client re-checking its cached entry
+// (STALE, then traffic) probes the address with unicast solicitations sent
+// to the address itself; the announcer answers them and the entry becomes
+// REACHABLE again instead of FAILED.
+func TestRealNDPAnswersUnicastProbes(t *testing.T) {
+	netns.RequireRoot(t)
+	x := newLab(t)
+	a := announcerOn(t, x.node1)
+	vip := netip.MustParseAddr("2001:db8::200")
+	if err := a.SetBalancer("default/web", vip); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.client.SendUDP(vip); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.client.WaitNeighbor(vip, x.node1LAN.MAC, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Probe at once instead of after the 5 s delay.
+	if err := x.client.SetSysctl("net/ipv6/neigh/"+x.clientLAN.Name+"/delay_first_probe_time", "0"); err != nil {
+		t.Fatal(err)
+	}
+	nl := x.client.Netlink()
+	if err := nl.NeighSet(&netlink.Neigh{
+		LinkIndex: x.clientLAN.Index, Family: netlink.FAMILY_V6, State: netlink.NUD_STALE,
+		IP: vip.AsSlice(), HardwareAddr: x.node1LAN.MAC,
+	}); err != nil {
+		t.Fatalf("make the entry stale: %v", err)
+	}
+	if err := x.client.SendUDP(vip); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		state := neighborState(t, nl, vip)
+		if state == netlink.NUD_REACHABLE {
+			return
+		}
+		if state == netlink.NUD_FAILED || time.Now().After(deadline) {
+			t.Fatalf("client's entry for %s is in state %#x (NUD_* bits), want REACHABLE after its unicast probe", vip, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func neighborState(t *testing.T, nl *netlink.Handle, ip netip.Addr) int {
+	t.Helper()
+	neighs, err := nl.NeighList(0, netlink.FAMILY_V6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range neighs {
+		if a, ok := netip.AddrFromSlice(n.IP); ok && a == ip {
+			return n.State
+		}
+	}
+	return netlink.NUD_NONE
 }

@@ -11,6 +11,8 @@ import (
 	"golang.org/x/net/ipv6"
 )
 
+var _ NDPConn = (*ndpSocket)(nil)
+
 // Link is a network interface the announcer may answer on.
 type Link struct {
 	Name  string
@@ -28,8 +30,8 @@ type Network interface {
 	Links() ([]Link, error)
 	// ListenARP opens a socket receiving and sending ARP frames on link.
 	ListenARP(link Link) (ARPConn, error)
-	// ListenNDP opens an ICMPv6 socket for neighbor discovery on link,
-	// bound to its link-local address.
+	// ListenNDP opens neighbor-discovery sockets on link; replies come
+	// from its link-local address.
 	ListenNDP(link Link) (NDPConn, error)
 }
 
@@ -49,10 +51,7 @@ type NDPConn interface {
 	Close() error
 }
 
-var (
-	_ ARPConn = (*arp.Client)(nil)
-	_ NDPConn = (*ndp.Conn)(nil)
-)
+var _ ARPConn = (*arp.Client)(nil)
 
 // SystemNetwork is the Network of the namespace the process runs in. Its
 // sockets need CAP_NET_RAW.
@@ -110,24 +109,12 @@ func (SystemNetwork) ListenARP(link Link) (ARPConn, error) {
 	return c, nil
 }
 
-// ListenNDP implements Network.
+// ListenNDP implements Network. Solicitations are read from a packet
+// socket, replies sent from an ICMPv6 socket (see ndpSocket).
 func (SystemNetwork) ListenNDP(link Link) (NDPConn, error) {
 	ifi, err := net.InterfaceByIndex(link.Index)
 	if err != nil {
 		return nil, fmt.Errorf("interface %s: %w", link.Name, err)
 	}
-	c, _, err := ndp.Listen(ifi, ndp.LinkLocal)
-	if err != nil {
-		return nil, fmt.Errorf("open NDP socket on %s: %w", link.Name, err)
-	}
-	// Only neighbor solicitations concern us; the kernel drops the rest
-	// before they wake us up.
-	var f ipv6.ICMPFilter
-	f.SetAll(true)
-	f.Accept(ipv6.ICMPTypeNeighborSolicitation)
-	if err := c.SetICMPFilter(&f); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("set ICMPv6 filter on %s: %w", link.Name, err)
-	}
-	return c, nil
+	return listenNDPSocket(ifi)
 }
