@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -81,6 +82,32 @@ func sinkBackend(b *testing.B, addr string) netip.AddrPort {
 	return netip.MustParseAddrPort(ln.Addr().String())
 }
 
+// greetBackend writes one line on each connection and closes it first, so
+// that TIME_WAIT lands on the listening side and the benchmark does not use
+// up the machine's ephemeral ports.
+func greetBackend(b *testing.B, ip string, port int) netip.AddrPort {
+	b.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		greeting := []byte("hello\n")
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				_, _ = c.Write(greeting)
+				_ = c.Close()
+			}()
+		}
+	}()
+	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
 // bulk sends benchBulkBytes to addr and returns Gbit/s.
 func bulk(addr netip.AddrPort) (float64, error) {
 	c, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
@@ -108,7 +135,8 @@ func bulk(addr netip.AddrPort) (float64, error) {
 }
 
 // connRate opens benchConns connections with benchConnWorkers in parallel,
-// each reading the backend's greeting line before closing; connections/s.
+// each reading the backend's greeting to its end before closing;
+// connections/s.
 func connRate(addr netip.AddrPort) (float64, error) {
 	var next atomic.Int64
 	var firstErr atomic.Value
@@ -119,7 +147,7 @@ func connRate(addr netip.AddrPort) (float64, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := bufio.NewReaderSize(nil, 64)
+			buf := make([]byte, 64)
 			for next.Add(1) <= benchConns && time.Now().Before(deadline) {
 				c, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
 				if err != nil {
@@ -127,13 +155,21 @@ func connRate(addr netip.AddrPort) (float64, error) {
 					return
 				}
 				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				r.Reset(c)
-				if _, err := r.ReadString('\n'); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					_ = c.Close()
-					return
+				n, err := io.ReadFull(c, buf[:6])
+				if err == nil {
+					// The backend closes after its line: wait for the EOF.
+					_, err = c.Read(buf)
+					if err == io.EOF {
+						err = nil
+					} else if err == nil {
+						err = errors.New("more than the greeting")
+					}
 				}
 				_ = c.Close()
+				if err != nil || string(buf[:n]) != "hello\n" {
+					firstErr.CompareAndSwap(nil, fmt.Errorf("greeting %q: %v", buf[:n], err))
+					return
+				}
 			}
 		}()
 	}
@@ -239,6 +275,79 @@ backend be
 	return false
 }
 
+// benchServerEnv, when set in the environment, makes the test binary run a
+// fake cloud (VIP range from the variable) instead of tests: the benchmarks
+// run the fake cloud in a process of its own, as haproxy runs in its own and
+// as "extlb fakecloud" would, so that the proxy does not share a Go runtime
+// and its CPU share with the benchmark's clients and backends.
+const benchServerEnv = "EXTLB_FAKECLOUD_BENCH_SERVER"
+
+func TestMain(m *testing.M) {
+	if vipRange := os.Getenv(benchServerEnv); vipRange != "" {
+		os.Exit(runBenchServer(vipRange))
+	}
+	os.Exit(m.Run())
+}
+
+// runBenchServer serves until its stdin closes (the parent ended), after
+// printing the API URL on stdout.
+func runBenchServer(vipRange string) int {
+	cfg := cloud.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.VIPRange = vipRange
+	s, err := cloud.New(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.Start(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(s.URL())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	_ = s.Close()
+	return 0
+}
+
+// startCloudProcess runs a fake cloud in a child process (this test binary)
+// and returns its API URL; the child ends with the benchmark.
+func startCloudProcess(b *testing.B, vipRange string) string {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), benchServerEnv+"="+vipRange)
+	cmd.Stderr = io.Discard
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("starting the fake cloud process: %v", err)
+	}
+	b.Cleanup(func() {
+		_ = stdin.Close()
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatalf("fake cloud process gave no URL: %v", err)
+	}
+	return strings.TrimSpace(line)
+}
+
 // benchSetup starts the backends, a fake cloud load balancer and haproxy;
 // each path gets a backend of its own so that no two share TIME_WAIT ports.
 func benchSetup(b *testing.B, block int, backend func(b *testing.B, ip string, port int) netip.AddrPort, protocol string) []benchPath {
@@ -247,8 +356,8 @@ func benchSetup(b *testing.B, block int, backend func(b *testing.B, ip string, p
 	port := 30100 + block
 	direct := backend(b, base+"11", port)
 	oursBackend := backend(b, base+"12", port)
-	s := startCloud(b, 0, func(c *cloud.Config) { c.VIPRange = base + "0/28" })
-	lb := apiClient{t: b, url: s.URL()}.put("bench", api.LoadBalancerSpec{
+	url := startCloudProcess(b, base+"0/28")
+	lb := apiClient{t: b, url: url}.put("bench", api.LoadBalancerSpec{
 		Ports:    []api.Port{{Protocol: protocol, Port: 8080, BackendPort: port}},
 		Backends: []api.Backend{{Name: "n", Address: oursBackend.Addr().String()}},
 	})
@@ -342,10 +451,10 @@ func BenchmarkTCPBulk(b *testing.B) {
 	}
 }
 
-// BenchmarkTCPConnectionRate: short connections (connect, read one line,
-// close) from 8 parallel clients, connections/s.
+// BenchmarkTCPConnectionRate: short connections (connect, read a line until
+// the backend closes, close) from 8 parallel clients, connections/s.
 func BenchmarkTCPConnectionRate(b *testing.B) {
-	paths := benchSetup(b, 2, agentAt(nodeagent.TCP), api.ProtocolTCP)
+	paths := benchSetup(b, 2, greetBackend, api.ProtocolTCP)
 	for range b.N {
 		report(b, measure(b, paths, benchConnRounds, connRate), "conn/s")
 	}
