@@ -259,3 +259,33 @@ func TestInvalidRecreationKeepsTheExistingLoadBalancer(t *testing.T) {
 		t.Errorf("load balancer replaced or deleted: %v", after)
 	}
 }
+
+func TestEnsureAfterAnInterruptedEnsureConverges(t *testing.T) {
+	for _, failing := range []string{"CreateLoadBalancer", "CreateTargetGroup", "RegisterTargets", "AuthorizeSecurityGroupIngress", "CreateListener"} {
+		t.Run(failing+" fails once", func(t *testing.T) {
+			e := newEnv(t)
+			svc := newService("web", withThreePorts(), withSourceRanges("192.0.2.0/24"))
+			e.fake.InjectFault(fakeaws.Fault{Action: failing, Code: "InvalidConfigurationRequest", Count: 1})
+			if _, err := e.p.EnsureLoadBalancer(e.ctx, testCluster, svc, threeNodes()); err == nil {
+				t.Fatalf("EnsureLoadBalancer succeeded despite the fault")
+			}
+			e.ensure(svc, threeNodes())
+			if n := len(e.fake.LoadBalancers()); n != 1 {
+				t.Errorf("load balancers = %d", n)
+			}
+			if n := len(e.fake.TargetGroups()); n != 3 {
+				t.Errorf("target groups = %d, want 3 (no duplicates)", n)
+			}
+			wantListeners(t, e, "53/TCP_UDP->30053", "80/TCP->30080", "443/TCP->30443")
+			wantTargets(t, e, "i-0000000000000001", "i-0000000000000002", "i-0000000000000003")
+			wantRules(t, e, svc, "tcp 30053 192.0.2.0/24", "tcp 30080 192.0.2.0/24", "tcp 30443 192.0.2.0/24", "udp 30053 192.0.2.0/24",
+				"tcp 30053 10.0.1.0/24", "tcp 30080 10.0.1.0/24", "tcp 30443 10.0.1.0/24",
+				"tcp 30053 10.0.2.0/24", "tcp 30080 10.0.2.0/24", "tcp 30443 10.0.2.0/24")
+			e.fake.ResetCalls()
+			e.ensure(svc, threeNodes())
+			if w := e.writes(); len(w) != 0 {
+				t.Errorf("third Ensure wrote %v", w)
+			}
+		})
+	}
+}
