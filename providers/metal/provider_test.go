@@ -1,0 +1,363 @@
+package metal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cloud-provider/api"
+
+	"github.com/extlb/extlb/providers"
+)
+
+func TestCapabilities(t *testing.T) {
+	var p *Provider
+	caps := providers.CapabilitiesOf(p)
+	if caps.TargetsNodePorts || caps.IPMode != v1.LoadBalancerIPModeVIP {
+		t.Fatalf("Capabilities = %+v, want no node ports and VIP", caps)
+	}
+}
+
+func TestEnsureIsIdempotentAndDeleteFrees(t *testing.T) {
+	env := newTestEnv(t, []*IPPool{newIPPool("lab", []string{"192.0.2.10-192.0.2.11"})})
+	ctx := context.Background()
+	web := newService("web")
+	if got := env.mustEnsure(t, web); got != "192.0.2.10" {
+		t.Fatalf("web got %q", got)
+	}
+	if got := env.mustEnsure(t, web); got != "192.0.2.10" {
+		t.Fatalf("repeat Ensure got %q", got)
+	}
+	st, exists, err := env.provider.GetLoadBalancer(ctx, "test", web)
+	if err != nil || !exists || ingressString(st) != "192.0.2.10" {
+		t.Fatalf("GetLoadBalancer = %v, %v, %v", st, exists, err)
+	}
+	if st.Ingress[0].IPMode == nil || *st.Ingress[0].IPMode != v1.LoadBalancerIPModeVIP {
+		t.Fatalf("ingress ipMode = %v, want VIP", st.Ingress[0].IPMode)
+	}
+	if got := env.mustEnsure(t, newService("api")); got != "192.0.2.11" {
+		t.Fatalf("api got %q", got)
+	}
+	if err := env.provider.EnsureLoadBalancerDeleted(ctx, "test", web); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.provider.EnsureLoadBalancerDeleted(ctx, "test", web); err != nil {
+		t.Fatalf("second delete: %v", err)
+	}
+	if _, exists, _ := env.provider.GetLoadBalancer(ctx, "test", web); exists {
+		t.Fatal("GetLoadBalancer still finds web after delete")
+	}
+	if got := env.mustEnsure(t, newService("db")); got != "192.0.2.10" {
+		t.Fatalf("db got %q, want the address web freed", got)
+	}
+	if name := env.provider.GetLoadBalancerName(ctx, "test", web); name != env.provider.GetLoadBalancerName(ctx, "test", web.DeepCopy()) || name == "" {
+		t.Fatalf("GetLoadBalancerName not deterministic: %q", name)
+	}
+}
+
+func TestChangingRequestMovesService(t *testing.T) {
+	env := newTestEnv(t, []*IPPool{
+		newIPPool("a", []string{"192.0.2.0/30"}),
+		newIPPool("b", []string{"198.51.100.0/30"}),
+	})
+	if got := env.mustEnsure(t, newService("web")); got != "192.0.2.0" {
+		t.Fatalf("got %q", got)
+	}
+	if got := env.mustEnsure(t, newService("web", withAnnotation(AnnotationLoadBalancerIPs, "192.0.2.3"))); got != "192.0.2.3" {
+		t.Fatalf("after requesting .3 got %q", got)
+	}
+	if got := env.mustEnsure(t, newService("web", withAnnotation(AnnotationIPPool, "b"))); got != "198.51.100.0" {
+		t.Fatalf("after naming pool b got %q", got)
+	}
+	if got := env.mustEnsure(t, newService("other", withLoadBalancerIP("192.0.2.3"))); got != "192.0.2.3" {
+		t.Fatalf("the address web left was not freed: %q", got)
+	}
+}
+
+func TestEnsureErrors(t *testing.T) {
+	pools := []*IPPool{
+		newIPPool("lab", []string{"192.0.2.1-192.0.2.2"}),
+		newIPPool("team-a", []string{"198.51.100.0/30"}, withNamespaceSelector(map[string]string{"team": "a"})),
+	}
+	existing := []*v1.Service{
+		newService("holder", withAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1"), withAnnotation(AnnotationAllowSharedIP, "k"), withPorts(80, 443)),
+	}
+	tests := []struct {
+		desc      string
+		svc       *v1.Service
+		wantField string // "" means: not an InputError
+		wantRetry bool
+		wantMsg   string
+	}{
+		{
+			desc: "annotation is not an address", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1,banana")),
+			wantField: fieldLoadBalancerIPs, wantMsg: `"banana" is not an IP address`,
+		},
+		{
+			desc: "two addresses of one family", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1, 192.0.2.2")),
+			wantField: fieldLoadBalancerIPs, wantMsg: "at most one address per IP family",
+		},
+		{
+			desc: "annotation and spec.loadBalancerIP disagree", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "192.0.2.2"), withLoadBalancerIP("192.0.2.1")),
+			wantField: fieldLoadBalancerIPs, wantMsg: "conflicts with spec.loadBalancerIP",
+		},
+		{
+			desc: "spec.loadBalancerIP is garbage", svc: newService("web", withLoadBalancerIP("x")),
+			wantField: fieldLoadBalancerIP, wantMsg: `"x" is not an IP address`,
+		},
+		{
+			desc: "empty pool annotation", svc: newService("web", withAnnotation(AnnotationIPPool, " ")),
+			wantField: fieldIPPool, wantMsg: "must name an IPPool",
+		},
+		{
+			desc: "empty sharing key", svc: newService("web", withAnnotation(AnnotationAllowSharedIP, "")),
+			wantField: fieldAllowSharedIP, wantMsg: "non-empty sharing key",
+		},
+		{
+			desc: "requested address outside every pool", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "203.0.113.9")),
+			wantField: fieldLoadBalancerIPs, wantRetry: true, wantMsg: "requested address 203.0.113.9 is outside every IPPool",
+		},
+		{
+			desc: "spec.loadBalancerIP outside every pool", svc: newService("web", withLoadBalancerIP("203.0.113.9")),
+			wantField: fieldLoadBalancerIP, wantRetry: true, wantMsg: "outside every IPPool",
+		},
+		{
+			desc: "requested address of the wrong family", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "2001:db8::1")),
+			wantField: fieldLoadBalancerIPs, wantMsg: "is IPv6, but the Service only gets IPv4",
+		},
+		{
+			desc: "unknown pool", svc: newService("web", withAnnotation(AnnotationIPPool, "nope")),
+			wantField: fieldIPPool, wantRetry: true, wantMsg: `there is no IPPool "nope"`,
+		},
+		{
+			desc: "pool whose namespace selector does not match", svc: newService("web", withAnnotation(AnnotationIPPool, "team-a")),
+			wantField: fieldIPPool, wantRetry: true, wantMsg: `its namespaceSelector "team=a" does not match the labels of namespace "default"`,
+		},
+		{
+			desc: "address taken by a Service with another key", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1"), withAnnotation(AnnotationAllowSharedIP, "other"), withPorts(8080)),
+			wantField: fieldAllowSharedIP, wantRetry: true, wantMsg: `in use by Service default/holder with sharing key "k", not "other"`,
+		},
+		{
+			desc: "address taken by a sharer on the same port", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1"), withAnnotation(AnnotationAllowSharedIP, "k"), withPorts(8080, 443)),
+			wantField: "spec.ports[1]", wantRetry: true, wantMsg: "port TCP/443 is already served on address 192.0.2.1 by Service default/holder",
+		},
+		{
+			desc: "sharer with another traffic policy", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1"), withAnnotation(AnnotationAllowSharedIP, "k"), withPorts(8080), withLocalTraffic(map[string]string{"app": "web"})),
+			wantField: fieldExternalTrafficPolicy, wantRetry: true, wantMsg: "need the same policy",
+		},
+		{
+			desc: "dual stack required but no IPv6 pool", svc: newService("web", withFamilies(v1.IPFamilyPolicyRequireDualStack, v1.IPv4Protocol, v1.IPv6Protocol)),
+			wantField: "spec.ipFamilyPolicy", wantRetry: true, wantMsg: "has IPv6 addresses",
+		},
+		{
+			desc: "exhausted", svc: newService("web", withPorts(80)),
+			wantRetry: true, wantMsg: `no free IPv4 address in IPPool "lab"; retrying in 5s`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			env := newTestEnv(t, pools)
+			for _, s := range existing {
+				env.mustEnsure(t, s)
+			}
+			if tc.desc == "exhausted" {
+				env.mustEnsure(t, newService("filler"))
+			}
+			_, err := env.ensure(t, tc.svc)
+			if err == nil {
+				t.Fatal("EnsureLoadBalancer succeeded")
+			}
+			ie, isInput := providers.IsInputError(err)
+			if tc.wantField == "" && isInput {
+				t.Fatalf("got InputError %v, want none", err)
+			}
+			if tc.wantField != "" && (!isInput || ie.Field != tc.wantField) {
+				t.Fatalf("error %v: want an InputError on %s", err, tc.wantField)
+			}
+			var re *api.RetryError
+			if isRetry := errors.As(err, &re); isRetry != tc.wantRetry {
+				t.Fatalf("error %v: RetryError = %v, want %v", err, isRetry, tc.wantRetry)
+			}
+			if tc.wantRetry && re.RetryAfter() != 5*time.Second {
+				t.Fatalf("retry after %s, want the configured 5s", re.RetryAfter())
+			}
+			if !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("error %q does not contain %q", err, tc.wantMsg)
+			}
+			if _, exists, _ := env.provider.GetLoadBalancer(context.Background(), "test", tc.svc); exists {
+				t.Fatal("a failed Ensure left an address assigned")
+			}
+		})
+	}
+}
+
+func TestSharingAndDualStack(t *testing.T) {
+	env := newTestEnv(t, []*IPPool{newIPPool("dual", []string{"192.0.2.0/30", "2001:db8::/126"})})
+	dual := withFamilies(v1.IPFamilyPolicyRequireDualStack, v1.IPv6Protocol, v1.IPv4Protocol)
+	if got := env.mustEnsure(t, newService("a", dual, withAnnotation(AnnotationAllowSharedIP, "k"))); got != "2001:db8::,192.0.2.0" {
+		t.Fatalf("a got %q", got)
+	}
+	if got := env.mustEnsure(t, newService("b", dual, withAnnotation(AnnotationAllowSharedIP, "k"), withPorts(443))); got != "2001:db8::,192.0.2.0" {
+		t.Fatalf("b with the same key and another port got %q, want to share a's addresses", got)
+	}
+	if got := env.mustEnsure(t, newService("c", withFamilies(v1.IPFamilyPolicyPreferDualStack, v1.IPv4Protocol, v1.IPv6Protocol))); got != "192.0.2.1,2001:db8::1" {
+		t.Fatalf("c got %q", got)
+	}
+}
+
+// TestRestartRebuildsFromServiceStatus starts a provider on a cluster whose
+// Services already hold addresses (as after a controller restart): they keep
+// them, new Services get only free ones, and the older of two Services
+// claiming one address keeps it.
+func TestRestartRebuildsFromServiceStatus(t *testing.T) {
+	objs := []runtime.Object{
+		newService("web", withIngress("192.0.2.2"), createdAt(1)),
+		newService("shared-a", withIngress("192.0.2.0"), withAnnotation(AnnotationAllowSharedIP, "k"), createdAt(2)),
+		newService("shared-b", withIngress("192.0.2.0"), withAnnotation(AnnotationAllowSharedIP, "k"), withPorts(443), createdAt(3)),
+		newService("usurper", withIngress("192.0.2.2"), createdAt(4)),
+		// Not LoadBalancer any more: its stale status holds nothing.
+		func() runtime.Object {
+			s := newService("was-lb", withIngress("192.0.2.1"), createdAt(5))
+			s.Spec.Type = v1.ServiceTypeClusterIP
+			return s
+		}(),
+	}
+	env := newTestEnv(t, []*IPPool{newIPPool("lab", []string{"192.0.2.0/29"})}, objs...)
+	for _, tc := range []struct {
+		svc  *v1.Service
+		want string
+	}{
+		{newService("new"), "192.0.2.1"},
+		{objs[0].(*v1.Service), "192.0.2.2"},
+		{objs[1].(*v1.Service), "192.0.2.0"},
+		{objs[2].(*v1.Service), "192.0.2.0"},
+		{objs[3].(*v1.Service), "192.0.2.3"},
+	} {
+		if got := env.mustEnsure(t, tc.svc); got != tc.want {
+			t.Errorf("%s got %s, want %s", tc.svc.Name, got, tc.want)
+		}
+	}
+}
+
+func TestPoolAddedLaterServesWaitingService(t *testing.T) {
+	env := newTestEnv(t, nil)
+	_, err := env.ensure(t, newService("web"))
+	var re *api.RetryError
+	if !errors.As(err, &re) {
+		t.Fatalf("with no pools Ensure = %v, want a RetryError", err)
+	}
+	if _, err := env.dynamic.Resource(IPPoolGVR).Create(context.Background(), toUnstructured(t, newIPPool("late", []string{"203.0.113.5"})), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	eventually(t, "the new pool to serve the Service", func() bool {
+		got, err = env.ensure(t, newService("web"))
+		return err == nil
+	})
+	if got != "203.0.113.5" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestOverlappingPoolIsReportedAndUnused(t *testing.T) {
+	env := newTestEnv(t, []*IPPool{
+		newIPPool("old", []string{"192.0.2.0/31"}, poolCreatedAt(1)),
+		newIPPool("new", []string{"192.0.2.1-192.0.2.9"}, poolCreatedAt(2)),
+		newIPPool("bad", []string{"192.0.2.77/24"}, poolCreatedAt(3)),
+	})
+	env.mustEnsure(t, newService("a"))
+	env.mustEnsure(t, newService("b"))
+	if _, err := env.ensure(t, newService("c")); err == nil {
+		t.Fatal("the overlapping pool handed out an address")
+	}
+	eventually(t, "status of the overlapping and the invalid pool", func() bool {
+		return strings.Contains(poolStatus(t, env, "new").Error, `overlaps 192.0.2.0-192.0.2.1 of the older IPPool "old"`) &&
+			strings.Contains(poolStatus(t, env, "bad").Error, "has host bits set (did you mean 192.0.2.0/24?)") &&
+			poolStatus(t, env, "old") == IPPoolStatus{AssignedIPv4: 2, AvailableIPv4: 0}
+	})
+}
+
+func poolStatus(t *testing.T, env *testEnv, name string) IPPoolStatus {
+	t.Helper()
+	u, err := env.dynamic.Resource(IPPoolGVR).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ipPoolFromUnstructured(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Status
+}
+
+// TestPoolStatusIsRateLimitedAndNotRewritten ensures a burst of Services,
+// checks the pool status converges on the right counts with far fewer
+// writes than allocations, and that nothing is written while the counts
+// do not change.
+func TestPoolStatusIsRateLimitedAndNotRewritten(t *testing.T) {
+	env := newTestEnv(t, []*IPPool{newIPPool("lab", []string{"192.0.2.0/24", "2001:db8::/64"}, func(p *IPPool) { p.Spec.AvoidBuggyIPs = true })})
+	statusWrites := func() int {
+		n := 0
+		for _, a := range env.dynamic.Actions() {
+			if a.GetVerb() == "update" && a.GetSubresource() == "status" {
+				n++
+			}
+		}
+		return n
+	}
+	const services = 30
+	for i := range services {
+		env.mustEnsure(t, newService(fmt.Sprintf("s%d", i)))
+	}
+	env.mustEnsure(t, newService("v6", withFamilies(v1.IPFamilyPolicySingleStack, v1.IPv6Protocol)))
+	want := IPPoolStatus{AssignedIPv4: services, AvailableIPv4: 254 - services, AssignedIPv6: 1, AvailableIPv6: 1<<63 - 2}
+	eventually(t, "pool status", func() bool { return poolStatus(t, env, "lab") == want })
+	writes := statusWrites()
+	if writes > 10 {
+		t.Errorf("%d status writes for %d allocations; want them batched", writes, services+1)
+	}
+	for i := range services {
+		env.mustEnsure(t, newService(fmt.Sprintf("s%d", i)))
+	}
+	time.Sleep(200 * time.Millisecond) // ten status intervals
+	if after := statusWrites(); after != writes {
+		t.Errorf("%d status writes while nothing changed", after-writes)
+	}
+}
+
+// TestConcurrentEnsure runs the controller's situation: many workers
+// ensuring distinct Services against a small pool. No address may be
+// returned to two Services. Run with -race.
+func TestConcurrentEnsure(t *testing.T) {
+	env := newTestEnv(t, []*IPPool{newIPPool("small", []string{"192.0.2.0/29"})})
+	var mu sync.Mutex
+	owners := map[string]string{}
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Go(func() {
+			svc := newService(fmt.Sprintf("s%d", i))
+			st, err := env.provider.EnsureLoadBalancer(context.Background(), "test", svc, nil)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			ip := ingressString(st)
+			if prev, ok := owners[ip]; ok {
+				t.Errorf("%s and %s both got %s", prev, svc.Name, ip)
+			}
+			owners[ip] = svc.Name
+		})
+	}
+	wg.Wait()
+	if len(owners) != 8 {
+		t.Errorf("%d addresses handed out, want all 8", len(owners))
+	}
+}
