@@ -16,7 +16,6 @@ package gce
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -293,14 +292,6 @@ func writeProto(w http.ResponseWriter, m proto.Message) {
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-func readProto(r *http.Request, m proto.Message) error {
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		return err
-	}
-	return protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(b, m)
 }
 
 // id returns a fresh numeric id; callers hold s.mu.
