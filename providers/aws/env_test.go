@@ -76,6 +76,7 @@ func newEnv(t testing.TB) *testEnv {
 		fake.AddInstance(fakeaws.Instance{ID: id, VPCID: testVPC, SubnetID: "subnet-a", AvailabilityZone: "us-east-1a", PrivateIP: "10.0.1." + string(rune('1'+i)), SecurityGroupIDs: []string{nodesSG}})
 	}
 	fake.AddInstance(fakeaws.Instance{ID: "i-0000000000000004", VPCID: testVPC, SubnetID: "subnet-b", AvailabilityZone: "us-east-1b", SecurityGroupIDs: []string{extraSG, nodesSG}})
+	fake.AddInstance(fakeaws.Instance{ID: "i-00000000000000ee", VPCID: "vpc-elsewhere", SubnetID: "subnet-z", AvailabilityZone: "us-east-1a", SecurityGroupIDs: []string{"sg-elsewhere"}})
 	fake.AddInstance(fakeaws.Instance{ID: "i-00000000000000ff", VPCID: testVPC, SubnetID: "subnet-b", AvailabilityZone: "us-east-1b", State: "stopped", SecurityGroupIDs: []string{nodesSG}})
 
 	srv := httptest.NewServer(fake)

@@ -20,6 +20,7 @@ type instance struct {
 
 // targetInstances returns the running instances behind the nodes selected by
 // labels, in instance-ID order: one DescribeInstances call per 200 nodes.
+// vpcOf then drops those outside the load balancer's VPC.
 func (p *Provider) targetInstances(ctx context.Context, nodes []*v1.Node, labels map[string]string) ([]instance, error) {
 	logger := klog.FromContext(ctx)
 	ids := targetInstanceIDs(logger, nodes, labels)
@@ -55,10 +56,6 @@ func (p *Provider) targetInstances(ctx context.Context, nodes []*v1.Node, labels
 		inst, ok := found[id]
 		if !ok {
 			logger.Info("Skipping node whose instance is not running", "instance", id)
-			continue
-		}
-		if p.opts.VPCID != "" && inst.vpc != p.opts.VPCID {
-			logger.Info("Skipping instance outside the cluster's VPC", "instance", id, "vpc", inst.vpc)
 			continue
 		}
 		out = append(out, inst)

@@ -66,11 +66,11 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 			},
 		},
 		{
-			desc:   "nodes without a providerID, with a stopped instance, or in another form are skipped",
+			desc:   "nodes without a providerID, with another cloud's, with a stopped instance or in another VPC are skipped",
 			before: threePorts,
 			after:  threePorts,
 			nodesAfter: append(threeNodes(), newNode("bare", ""), newNode("gce", "gce://p/z/n"),
-				newNode("stopped", "aws:///us-east-1b/i-00000000000000ff")),
+				newNode("stopped", "aws:///us-east-1b/i-00000000000000ff"), newNode("other-vpc", "aws:///us-east-1a/i-00000000000000ee")),
 			wantWrites: nil,
 		},
 		{
