@@ -40,7 +40,7 @@ func writeBadRequest(w http.ResponseWriter, err error) {
 	writeError(w, http.StatusBadRequest, "", err.Error())
 }
 
-// status builds the API object of a stored load balancer.
+// object builds the API object of a stored load balancer.
 func (lb *loadBalancer) object(name string) api.LoadBalancer {
 	return api.LoadBalancer{
 		Name: name,

@@ -285,14 +285,14 @@ func (b *Balancer) updateTargets(backends []api.Backend, hc healthCheck) {
 			// unchanged
 		case ok && t.addr == addr:
 			t.stopCheck()
-			startChecking(b.ctx, t, hc, func() {})
+			startChecking(b.ctx, t, hc)
 		default:
 			if ok {
 				t.removed.Store(true)
 				t.stopCheck()
 			}
 			t = &target{name: be.Name, addr: addr}
-			startChecking(b.ctx, t, hc, func() {})
+			startChecking(b.ctx, t, hc)
 		}
 		next[be.Name] = t
 		list = append(list, t)

@@ -80,7 +80,7 @@ func (hc healthCheck) prober() prober {
 // startChecking starts t's health checker under hc, or marks t healthy when
 // hc checks nothing. The first probe's result sets the state at once; later
 // changes need hc.healthy / hc.unhealthy consecutive results.
-func startChecking(ctx context.Context, t *target, hc healthCheck, onChange func()) {
+func startChecking(ctx context.Context, t *target, hc healthCheck) {
 	probe := hc.prober()
 	if probe == nil {
 		t.healthy.Store(true)
@@ -110,14 +110,12 @@ func startChecking(ctx context.Context, t *target, hc healthCheck, onChange func
 				if !was && (first || ok >= hc.healthy) {
 					t.healthy.Store(true)
 					logger.V(2).Info("Backend healthy")
-					onChange()
 				}
 			} else {
 				ok, failed = 0, failed+1
 				if was && failed >= hc.unhealthy {
 					t.healthy.Store(false)
 					logger.V(2).Info("Backend unhealthy", "err", err)
-					onChange()
 				}
 			}
 			first = false
