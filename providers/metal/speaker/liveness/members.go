@@ -210,11 +210,14 @@ func (m *Members) Leave() {
 }
 
 // Close closes the socket without telling anyone: peers notice the silence
-// after DeadAfter.
+// after DeadAfter. Closing again does nothing.
 func (m *Members) Close() error {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
 	m.closed = true
-	m.mu.Unlock()
 	return m.conn.Close()
 }
 
