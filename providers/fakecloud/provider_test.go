@@ -64,21 +64,30 @@ func startAgents(t *testing.T, n, count int, svc nodeagent.ServicePorts) ([]*nod
 // answeringNodes opens count connections to ip:port and counts greetings.
 func answeringNodes(t *testing.T, ip string, port, count int) map[string]int {
 	t.Helper()
+	got, err := tryAnswering(ip, port, count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// tryAnswering is answeringNodes returning the first failure.
+func tryAnswering(ip string, port, count int) (map[string]int, error) {
 	got := map[string]int{}
 	for range count {
 		c, err := net.DialTimeout("tcp", net.JoinHostPort(ip, fmt.Sprint(port)), 2*time.Second)
 		if err != nil {
-			t.Fatalf("dial %s:%d: %v", ip, port, err)
+			return nil, fmt.Errorf("dial %s:%d: %w", ip, port, err)
 		}
 		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
 		line, err := bufio.NewReader(c).ReadString('\n')
 		_ = c.Close()
 		if err != nil {
-			t.Fatalf("read greeting via %s:%d: %v", ip, port, err)
+			return nil, fmt.Errorf("read greeting via %s:%d: %w", ip, port, err)
 		}
 		got[strings.TrimSpace(line)]++
 	}
-	return got
+	return got, nil
 }
 
 var webPorts = nodeagent.ServicePorts{Name: "default/web", Ports: []nodeagent.Port{
@@ -113,7 +122,10 @@ func TestEmbeddedCloudServesServiceEndToEnd(t *testing.T) {
 	}
 
 	// Health checks (TCP on the node port) pass on both nodes: both answer.
-	waitFor(t, func() bool { return len(answeringNodes(t, ip, 80, 4)) == 2 }, "both nodes answering through the VIP")
+	waitFor(t, func() bool {
+		got, err := tryAnswering(ip, 80, 4)
+		return err == nil && len(got) == 2
+	}, "both nodes answering through the VIP")
 
 	if err := p.UpdateLoadBalancer(ctx, "test", svc, nodes[1:]); err != nil {
 		t.Fatalf("UpdateLoadBalancer: %v", err)
@@ -146,6 +158,40 @@ func TestEmbeddedCloudServesServiceEndToEnd(t *testing.T) {
 		_, err := http.Get(endpoint + "/healthz")
 		return err != nil
 	}, "embedded fake cloud stopping")
+}
+
+func TestLocalPolicyReachesOnlyNodesWithEndpoints(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := buildProvider(t, ctx, "--fake-embedded-vip-range=127.202.27.0/24", "--fake-health-check-interval=50ms")
+	svcPorts := webPorts
+	svcPorts.HealthCheckNodePort = 32027
+	agents, nodes := startAgents(t, 27, 3, svcPorts)
+	agents[2].SetLocalEndpoints(map[string]int{"default/web": 1})
+	svc := newService("web", withPort("http", v1.ProtocolTCP, 80, 31080), withLocalPolicy(32027))
+	st, err := p.EnsureLoadBalancer(ctx, "test", svc, nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := st.Ingress[0].IP
+	// Until the first probes answer no backend is healthy: connections are
+	// reset, so tolerate failures while waiting.
+	waitFor(t, func() bool {
+		got, err := tryAnswering(ip, 80, 3)
+		return err == nil && got["node-2"] == 3
+	}, "only node-2 (the one with an endpoint) answering")
+	if got := answeringNodes(t, ip, 80, 9); got["node-2"] != 9 {
+		t.Errorf("nodes without endpoints got traffic: %v", got)
+	}
+	agents[2].SetLocalEndpoints(nil)
+	agents[0].SetLocalEndpoints(map[string]int{"default/web": 1})
+	waitFor(t, func() bool {
+		got, err := tryAnswering(ip, 80, 3)
+		return err == nil && got["node-0"] == 3
+	}, "traffic following the endpoint to node-0")
+	if got := answeringNodes(t, ip, 80, 9); got["node-0"] != 9 {
+		t.Errorf("after the move: %v", got)
+	}
 }
 
 func TestBadServiceCreatesNothing(t *testing.T) {
@@ -263,7 +309,10 @@ func TestConvergesThroughInjectedErrorsAndThrottling(t *testing.T) {
 	if len(lastIP) == 0 {
 		t.Fatal("no address")
 	}
-	waitFor(t, func() bool { return len(answeringNodes(t, lastIP, 80, 4)) == 2 }, "traffic through the last load balancer")
+	waitFor(t, func() bool {
+		got, err := tryAnswering(lastIP, 80, 4)
+		return err == nil && len(got) == 2
+	}, "traffic through the last load balancer")
 }
 
 func svcUID(i int) types.UID {
