@@ -139,6 +139,9 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
+	if ctx.Err() != nil {
+		return false // stopping: start no new sync
+	}
 	start := time.Now()
 	err := c.sync(ctx, key)
 	c.metrics.observeReconcile(err, time.Since(start))

@@ -34,6 +34,7 @@ type Call struct {
 	Service string // namespace/name
 	Nodes   []string
 	Err     error
+	At      time.Time // when the call started
 }
 
 // LoadBalancer is the state of one load balancer the provider holds.
@@ -220,7 +221,7 @@ func (p *Provider) ResetCalls() {
 // error, if any.
 func (p *Provider) enter(ctx context.Context, op Op, svc *v1.Service, nodes []*v1.Node) error {
 	p.mu.Lock()
-	p.calls = append(p.calls, Call{Op: op, Service: key(svc), Nodes: nodeNames(nodes)})
+	p.calls = append(p.calls, Call{Op: op, Service: key(svc), Nodes: nodeNames(nodes), At: time.Now()})
 	f := p.faults[op]
 	var delay time.Duration
 	var err error

@@ -5,11 +5,13 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,12 +141,22 @@ func installController(t testing.TB, c *cluster.Cluster) *rest.Config {
 type runningController struct {
 	cancel context.CancelFunc
 	done   chan error
+	once   sync.Once
+	err    error
 }
 
-// stop stops the controller and waits for it.
+// stop stops the controller and waits for it (at most 30 s); calling it
+// again returns the same result.
 func (r *runningController) stop() error {
-	r.cancel()
-	return <-r.done
+	r.once.Do(func() {
+		r.cancel()
+		select {
+		case r.err = <-r.done:
+		case <-time.After(30 * time.Second):
+			r.err = errors.New("controller did not stop within 30s")
+		}
+	})
+	return r.err
 }
 
 type controllerOption func(*manager.Options)
@@ -170,11 +182,8 @@ func startController(t testing.TB, cfg *rest.Config, lb providers.LoadBalancer, 
 		r.done <- manager.Run(ctx, o, cfg, func(context.Context, providers.Env) (providers.LoadBalancer, error) { return lb, nil })
 	}()
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-r.done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("controller did not stop")
+		if err := r.stop(); err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("controller: %v", err)
 		}
 	})
 	return r
@@ -298,4 +307,35 @@ func newNode(name, ip string, labels map[string]string) *v1.Node {
 // lbFor returns the in-memory load balancer of ns/name.
 func lbFor(p *memprovider.Provider, ns, name string) (memprovider.LoadBalancer, bool) {
 	return p.LoadBalancerFor(ns + "/" + name)
+}
+
+func clientFor(t testing.TB, cfg *rest.Config) kubernetes.Interface {
+	t.Helper()
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// kustomizations lists the directories under manifests/ that hold a
+// kustomization.yaml.
+func kustomizations(t testing.TB) []string {
+	t.Helper()
+	var dirs []string
+	root := filepath.Join(repoRoot(t), "manifests")
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && d.Name() == "kustomization.yaml" {
+			rel, _ := filepath.Rel(root, filepath.Dir(path))
+			dirs = append(dirs, rel)
+		}
+		return nil
+	})
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("finding kustomizations under manifests/: %v (found %d)", err, len(dirs))
+	}
+	return dirs
 }
