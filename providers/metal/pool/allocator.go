@@ -19,6 +19,13 @@ type Allocator struct {
 	byService map[string]*assignment
 	// byIP maps an address to the Services holding it.
 	byIP map[netip.Addr]map[string]*assignment
+	// byKey maps a sharing key to the addresses its Services hold, so that
+	// finding an address to share does not walk every address.
+	byKey map[string]map[netip.Addr]int
+	// hints[pool][i] is an address of the pool's range i such that every
+	// address before it in the range is held: the search for a free address
+	// starts there, which keeps allocation from walking every held address.
+	hints map[string][]netip.Addr
 }
 
 type assignment struct {
@@ -31,6 +38,8 @@ func NewAllocator() *Allocator {
 	return &Allocator{
 		byService: map[string]*assignment{},
 		byIP:      map[netip.Addr]map[string]*assignment{},
+		byKey:     map[string]map[netip.Addr]int{},
+		hints:     map[string][]netip.Addr{},
 	}
 }
 
@@ -47,6 +56,7 @@ func (a *Allocator) SetPools(pools []*Pool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pools = sorted
+	clear(a.hints)
 	return nil
 }
 
@@ -76,6 +86,16 @@ func (a *Allocator) release(key string) {
 		delete(a.byIP[ip], key)
 		if len(a.byIP[ip]) == 0 {
 			delete(a.byIP, ip)
+			a.freed(ip)
+		}
+		if k := as.req.SharingKey; k != "" {
+			a.byKey[k][ip]--
+			if a.byKey[k][ip] == 0 {
+				delete(a.byKey[k], ip)
+			}
+			if len(a.byKey[k]) == 0 {
+				delete(a.byKey, k)
+			}
 		}
 	}
 	delete(a.byService, key)
@@ -91,6 +111,25 @@ func (a *Allocator) record(req Request, ips []netip.Addr) {
 			a.byIP[ip] = map[string]*assignment{}
 		}
 		a.byIP[ip][key] = as
+		if k := req.SharingKey; k != "" {
+			if a.byKey[k] == nil {
+				a.byKey[k] = map[netip.Addr]int{}
+			}
+			a.byKey[k][ip]++
+		}
+	}
+}
+
+// freed moves the search hint of ip's range back to ip, which just became
+// free.
+func (a *Allocator) freed(ip netip.Addr) {
+	for _, p := range a.pools {
+		hints := a.hints[p.Name]
+		for i, r := range p.Ranges {
+			if i < len(hints) && r.Contains(ip) && ip.Less(hints[i]) {
+				hints[i] = ip
+			}
+		}
 	}
 }
 
@@ -157,9 +196,10 @@ func (a *Allocator) choose(req *Request) ([]netip.Addr, error) {
 	for i, f := range req.wantedFamilies() {
 		ip, err := a.chooseFamily(req, f, candidates, current)
 		if err != nil {
-			// PreferDualStack: a family after the first that no pool offers
-			// is left out; any other failure is an error.
-			if req.Policy == PreferDualStack && i > 0 && err.Reason == ReasonNoFamily {
+			// PreferDualStack: a family after the first that no pool offers,
+			// or whose pools are full, is left out (the next Assign tries
+			// again); any other failure is an error.
+			if req.Policy == PreferDualStack && i > 0 && (err.Reason == ReasonNoFamily || err.Reason == ReasonExhausted) {
 				continue
 			}
 			return nil, err
@@ -329,7 +369,8 @@ func (a *Allocator) sharable(req *Request, ip netip.Addr) *Error {
 // pools that is held by Services req may share with.
 func (a *Allocator) sharedCandidate(req *Request, f Family, candidates []*Pool) (netip.Addr, bool) {
 	var best netip.Addr
-	for ip, holders := range a.byIP {
+	for ip := range a.byKey[req.SharingKey] {
+		holders := a.byIP[ip]
 		if FamilyOf(ip) != f || (best.IsValid() && best.Less(ip)) || !inAnyUsable(candidates, ip) {
 			continue
 		}
@@ -346,11 +387,22 @@ func (a *Allocator) sharedCandidate(req *Request, f Family, candidates []*Pool) 
 // firstFree returns the first address of family f in p that nobody but self
 // holds, in range order.
 func (a *Allocator) firstFree(p *Pool, f Family, self string) (netip.Addr, bool) {
-	for _, r := range p.Ranges {
+	hints := a.hints[p.Name]
+	if len(hints) != len(p.Ranges) {
+		hints = make([]netip.Addr, len(p.Ranges))
+		for i, r := range p.Ranges {
+			hints[i] = r.First
+		}
+		a.hints[p.Name] = hints
+	}
+	for i, r := range p.Ranges {
 		if r.Family() != f {
 			continue
 		}
-		for ip := r.First; ip.IsValid() && ip.Compare(r.Last) <= 0; ip = ip.Next() {
+		for ip := hints[i]; ip.IsValid() && ip.Compare(r.Last) <= 0; ip = ip.Next() {
+			// Everything before ip is held (by others, or by self only
+			// when self's address was rejected for another reason).
+			hints[i] = ip
 			if p.AvoidBuggyIPs && isBuggy(ip) {
 				continue
 			}

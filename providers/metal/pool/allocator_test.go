@@ -162,6 +162,17 @@ func TestAssign(t *testing.T) {
 			req: newRequest("web", withFamilies(PreferDualStack, IPv4, IPv6)), want: "192.0.2.1,2001:db8::1",
 		},
 		{
+			desc: "dual stack preferred, second family exhausted", pools: []*Pool{newPool("both", withRanges("192.0.2.1-192.0.2.2", "2001:db8::1"))},
+			existing: []Request{newRequest("a", withFamilies(SingleStack, IPv6))},
+			req:      newRequest("web", withFamilies(PreferDualStack, IPv4, IPv6)), want: "192.0.2.1",
+		},
+		{
+			desc: "dual stack required, second family exhausted", pools: []*Pool{newPool("both", withRanges("192.0.2.1-192.0.2.2", "2001:db8::1"))},
+			existing:   []Request{newRequest("a", withFamilies(SingleStack, IPv6))},
+			req:        newRequest("web", withFamilies(RequireDualStack, IPv4, IPv6)),
+			wantReason: ReasonExhausted, wantSubject: SubjectPool, wantMsg: `no free IPv6 address in IPPool "both"`,
+		},
+		{
 			desc: "dual stack preferred, first family missing", pools: []*Pool{v6},
 			req:        newRequest("web", withFamilies(PreferDualStack, IPv4, IPv6)),
 			wantReason: ReasonNoFamily, wantSubject: SubjectFamilies,

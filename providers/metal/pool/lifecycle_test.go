@@ -226,3 +226,38 @@ func TestConcurrentAssign(t *testing.T) {
 		}
 	}
 }
+
+func TestPreferDualStackGainsSecondFamilyWhenFreed(t *testing.T) {
+	a := newAllocator(t, newPool("both", withRanges("192.0.2.1-192.0.2.2", "2001:db8::1")))
+	mustAssign(t, a, newRequest("v6", withFamilies(SingleStack, IPv6)))
+	web := newRequest("web", withFamilies(PreferDualStack, IPv4, IPv6))
+	if got := mustAssign(t, a, web); got != "192.0.2.1" {
+		t.Fatalf("with IPv6 full got %s", got)
+	}
+	a.Release("default/v6")
+	if got := mustAssign(t, a, web); got != "192.0.2.1,2001:db8::1" {
+		t.Fatalf("after IPv6 freed got %s, want both families and the same IPv4 address", got)
+	}
+}
+
+func TestFreedAddressesAreReusedLowestFirst(t *testing.T) {
+	a := newAllocator(t, newPool("p", withRanges("192.0.2.0/29", "2001:db8::/126")))
+	for i := range 5 {
+		mustAssign(t, a, newRequest(fmt.Sprintf("s%d", i)))
+	}
+	a.Release("default/s3")
+	a.Release("default/s1")
+	for _, want := range []string{"192.0.2.1", "192.0.2.3", "192.0.2.5"} {
+		if got := mustAssign(t, a, newRequest("n"+want)); got != want {
+			t.Fatalf("got %s, want %s", got, want)
+		}
+	}
+	// Pool changes start the search afresh.
+	if err := a.SetPools([]*Pool{newPool("p", withRanges("192.0.2.0/28"))}); err != nil {
+		t.Fatal(err)
+	}
+	a.Release("default/s0")
+	if got := mustAssign(t, a, newRequest("again")); got != "192.0.2.0" {
+		t.Fatalf("after SetPools got %s", got)
+	}
+}

@@ -149,6 +149,9 @@ func (s *Speaker) Run(ctx context.Context) error {
 		if !ok {
 			s.announcer.Close()
 			s.members.Close()
+			if ctx.Err() != nil {
+				return nil // stopped before it started announcing
+			}
 			return fmt.Errorf("speaker: cache for %v did not sync", typ)
 		}
 	}
