@@ -14,7 +14,7 @@ import (
 	"github.com/extlb/extlb/fake/cloud/api"
 )
 
-const validSpec = `{"spec":{"ports":[{"protocol":"TCP","port":80,"backendPort":30080}],"backends":[{"name":"n","address":"127.201.8.1"}]}}`
+const validSpec = `{"spec":{"ports":[{"protocol":"TCP","port":8080,"backendPort":30080}],"backends":[{"name":"n","address":"127.201.8.1"}]}}`
 
 func TestBadRequestsGet400NamingTheField(t *testing.T) {
 	t.Parallel()

@@ -25,9 +25,9 @@ func TestTrafficFlowsThroughVIPToEveryNode(t *testing.T) {
 	s := startCloud(t, 1)
 	nodes := startNodes(t, 1, 3, webSvc)
 	c := apiClient{t: t, url: s.URL()}
-	// Port 53 twice: UDP and TCP in one load balancer.
+	// Port 8053 twice: UDP and TCP in one load balancer.
 	lb := c.put("web", api.LoadBalancerSpec{
-		Ports:    []api.Port{tcpPort(80, 30080), udpPort(53, 30053), tcpPort(53, 30054)},
+		Ports:    []api.Port{tcpPort(8080, 30080), udpPort(8053, 30053), tcpPort(8053, 30054)},
 		Backends: backendsOf(nodes),
 	})
 	if !strings.HasPrefix(lb.Status.Address, "127.202.1.") {
@@ -35,19 +35,19 @@ func TestTrafficFlowsThroughVIPToEveryNode(t *testing.T) {
 	}
 
 	t.Run("TCP reaches every node", func(t *testing.T) {
-		got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 80), 9)
+		got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 8080), 9)
 		for _, n := range nodes {
 			if got[n.Name()] != 3 {
 				t.Errorf("round robin over 3 nodes: %s answered %d of 9 (all: %v)", n.Name(), got[n.Name()], got)
 			}
 		}
-		if got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 53), 3); len(got) != 3 {
-			t.Errorf("TCP port 53 answered by %v, want 3 nodes", got)
+		if got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 8053), 3); len(got) != 3 {
+			t.Errorf("TCP port 8053 answered by %v, want 3 nodes", got)
 		}
 	})
 
 	t.Run("TCP bulk bytes echo intact with half-close", func(t *testing.T) {
-		conn, r, _, err := dialTCP(t, netip.Addr{}, vipPort(t, lb, 80))
+		conn, r, _, err := dialTCP(t, netip.Addr{}, vipPort(t, lb, 8080))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +79,7 @@ func TestTrafficFlowsThroughVIPToEveryNode(t *testing.T) {
 	t.Run("UDP flows get replies from the node", func(t *testing.T) {
 		seen := map[string]bool{}
 		for i := range 6 {
-			reply, err := udpAsk(t, netip.Addr{}, vipPort(t, lb, 53), "ping", 2*time.Second)
+			reply, err := udpAsk(t, netip.Addr{}, vipPort(t, lb, 8053), "ping", 2*time.Second)
 			if err != nil {
 				t.Fatalf("UDP %d: %v", i, err)
 			}
@@ -100,20 +100,20 @@ func TestRemovedBackendStopsGettingTraffic(t *testing.T) {
 	s := startCloud(t, 2)
 	nodes := startNodes(t, 2, 3, webSvc)
 	c := apiClient{t: t, url: s.URL()}
-	spec := api.LoadBalancerSpec{Ports: []api.Port{tcpPort(80, 30080), udpPort(53, 30053)}, Backends: backendsOf(nodes)}
+	spec := api.LoadBalancerSpec{Ports: []api.Port{tcpPort(8080, 30080), udpPort(8053, 30053)}, Backends: backendsOf(nodes)}
 	lb := c.put("web", spec)
-	if got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 80), 6); got["node-2"] == 0 {
+	if got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 8080), 6); got["node-2"] == 0 {
 		t.Fatalf("node-2 got no traffic before removal: %v", got)
 	}
 
 	spec.Backends = backendsOf(nodes[:2])
 	c.put("web", spec)
-	got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 80), 12)
+	got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 8080), 12)
 	if got["node-2"] != 0 || got["node-0"] == 0 || got["node-1"] == 0 {
 		t.Errorf("after removing node-2: %v, want only node-0 and node-1", got)
 	}
 	for range 6 {
-		reply, err := udpAsk(t, netip.Addr{}, vipPort(t, lb, 53), "x", 2*time.Second)
+		reply, err := udpAsk(t, netip.Addr{}, vipPort(t, lb, 8053), "x", 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,12 +136,12 @@ func TestFailingTCPHealthCheckStopsTraffic(t *testing.T) {
 	}
 	c := apiClient{t: t, url: s.URL()}
 	lb := c.put("web", api.LoadBalancerSpec{
-		Ports:       []api.Port{tcpPort(80, 30080)},
+		Ports:       []api.Port{tcpPort(8080, 30080)},
 		Backends:    backendsOf(nodes),
 		HealthCheck: fastCheck(api.HealthCheckTCP, 30090),
 	})
 	c.waitHealthy("web", "node-0")
-	if got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 80), 8); got["node-0"] != 8 {
+	if got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 8080), 8); got["node-0"] != 8 {
 		t.Errorf("with node-1 failing its check: %v, want all on node-0", got)
 	}
 
@@ -153,7 +153,7 @@ func TestFailingTCPHealthCheckStopsTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.waitHealthy("web", "node-1")
-	if got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 80), 8); got["node-1"] != 8 {
+	if got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 8080), 8); got["node-1"] != 8 {
 		t.Errorf("after the checks flipped: %v, want all on node-1", got)
 	}
 
@@ -162,7 +162,7 @@ func TestFailingTCPHealthCheckStopsTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.waitHealthy("web")
-	if _, _, node, err := dialTCP(t, netip.Addr{}, vipPort(t, lb, 80)); err == nil {
+	if _, _, node, err := dialTCP(t, netip.Addr{}, vipPort(t, lb, 8080)); err == nil {
 		t.Errorf("with no healthy backend a connection was answered by %s", node)
 	}
 }
@@ -176,15 +176,15 @@ func TestExternalTrafficPolicyLocalSendsOnlyToNodesWithEndpoints(t *testing.T) {
 	nodes[1].SetLocalEndpoints(map[string]int{"default/web": 1})
 	c := apiClient{t: t, url: s.URL()}
 	lb := c.put("web", api.LoadBalancerSpec{
-		Ports:       []api.Port{tcpPort(80, 30080), udpPort(53, 30053)},
+		Ports:       []api.Port{tcpPort(8080, 30080), udpPort(8053, 30053)},
 		Backends:    backendsOf(nodes),
 		HealthCheck: fastCheck(api.HealthCheckHTTP, 32000),
 	})
 	c.waitHealthy("web", "node-1")
-	if got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 80), 6); got["node-1"] != 6 {
+	if got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 8080), 6); got["node-1"] != 6 {
 		t.Errorf("only node-1 has an endpoint: %v", got)
 	}
-	reply, err := udpAsk(t, netip.Addr{}, vipPort(t, lb, 53), "q", 2*time.Second)
+	reply, err := udpAsk(t, netip.Addr{}, vipPort(t, lb, 8053), "q", 2*time.Second)
 	if err != nil || !strings.HasPrefix(reply, "node-1\n") {
 		t.Errorf("UDP reply %q, %v: want from node-1", reply, err)
 	}
@@ -193,7 +193,7 @@ func TestExternalTrafficPolicyLocalSendsOnlyToNodesWithEndpoints(t *testing.T) {
 	nodes[0].SetLocalEndpoints(map[string]int{"default/web": 2})
 	nodes[2].SetLocalEndpoints(map[string]int{"default/web": 1})
 	c.waitHealthy("web", "node-0", "node-2")
-	got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 80), 8)
+	got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 8080), 8)
 	if got["node-1"] != 0 || got["node-0"] != 4 || got["node-2"] != 4 {
 		t.Errorf("endpoints moved to node-0 and node-2: %v", got)
 	}
@@ -205,22 +205,22 @@ func TestSourceRangesRefuseOtherClients(t *testing.T) {
 	nodes := startNodes(t, 5, 1, webSvc)
 	c := apiClient{t: t, url: s.URL()}
 	lb := c.put("web", api.LoadBalancerSpec{
-		Ports:        []api.Port{tcpPort(80, 30080), udpPort(53, 30053)},
+		Ports:        []api.Port{tcpPort(8080, 30080), udpPort(8053, 30053)},
 		Backends:     backendsOf(nodes),
 		SourceRanges: []string{"127.203.5.0/30", "10.0.0.0/8"},
 	})
 	allowed, denied := mustAddr("127.203.5.2"), mustAddr("127.203.5.9")
 
-	if _, _, node, err := dialTCP(t, allowed, vipPort(t, lb, 80)); err != nil || node != "node-0" {
+	if _, _, node, err := dialTCP(t, allowed, vipPort(t, lb, 8080)); err != nil || node != "node-0" {
 		t.Errorf("allowed client: node %q, err %v", node, err)
 	}
-	if _, _, node, err := dialTCP(t, denied, vipPort(t, lb, 80)); err == nil {
+	if _, _, node, err := dialTCP(t, denied, vipPort(t, lb, 8080)); err == nil {
 		t.Errorf("client outside the source ranges was answered by %s", node)
 	}
-	if reply, err := udpAsk(t, allowed, vipPort(t, lb, 53), "hi", 2*time.Second); err != nil || reply != "node-0\nhi" {
+	if reply, err := udpAsk(t, allowed, vipPort(t, lb, 8053), "hi", 2*time.Second); err != nil || reply != "node-0\nhi" {
 		t.Errorf("allowed UDP client: %q, %v", reply, err)
 	}
-	if reply, err := udpAsk(t, denied, vipPort(t, lb, 53), "hi", 300*time.Millisecond); err == nil {
+	if reply, err := udpAsk(t, denied, vipPort(t, lb, 8053), "hi", 300*time.Millisecond); err == nil {
 		t.Errorf("UDP client outside the source ranges got %q", reply)
 	}
 }
@@ -230,10 +230,10 @@ func TestSessionAffinityPinsEachClient(t *testing.T) {
 	s := startCloud(t, 6)
 	nodes := startNodes(t, 6, 3, webSvc)
 	c := apiClient{t: t, url: s.URL()}
-	spec := api.LoadBalancerSpec{Ports: []api.Port{tcpPort(80, 30080)}, Backends: backendsOf(nodes)}
+	spec := api.LoadBalancerSpec{Ports: []api.Port{tcpPort(8080, 30080)}, Backends: backendsOf(nodes)}
 	lb := c.put("web", spec)
 	client := mustAddr("127.203.6.1")
-	if got := whoAnswers(t, client, vipPort(t, lb, 80), 6); len(got) != 3 {
+	if got := whoAnswers(t, client, vipPort(t, lb, 8080), 6); len(got) != 3 {
 		t.Fatalf("without affinity one client should spread over 3 nodes: %v", got)
 	}
 
@@ -242,7 +242,7 @@ func TestSessionAffinityPinsEachClient(t *testing.T) {
 	pinned := map[string]bool{}
 	for i := 1; i <= 3; i++ {
 		client := mustAddr(fmt.Sprintf("127.203.6.%d", i+1))
-		got := whoAnswers(t, client, vipPort(t, lb, 80), 6)
+		got := whoAnswers(t, client, vipPort(t, lb, 8080), 6)
 		if len(got) != 1 {
 			t.Errorf("client %s spread over %v, want one node", client, got)
 		}
@@ -260,9 +260,9 @@ func TestUpdateKeepsEstablishedConnections(t *testing.T) {
 	s := startCloud(t, 7)
 	nodes := startNodes(t, 7, 3, webSvc)
 	c := apiClient{t: t, url: s.URL()}
-	spec := api.LoadBalancerSpec{Ports: []api.Port{tcpPort(80, 30080), tcpPort(81, 30054)}, Backends: backendsOf(nodes[:1])}
+	spec := api.LoadBalancerSpec{Ports: []api.Port{tcpPort(8080, 30080), tcpPort(8081, 30054)}, Backends: backendsOf(nodes[:1])}
 	lb := c.put("web", spec)
-	conn, r, node, err := dialTCP(t, netip.Addr{}, vipPort(t, lb, 80))
+	conn, r, node, err := dialTCP(t, netip.Addr{}, vipPort(t, lb, 8080))
 	if err != nil || node != "node-0" {
 		t.Fatalf("first connection: %q %v", node, err)
 	}
@@ -279,17 +279,17 @@ func TestUpdateKeepsEstablishedConnections(t *testing.T) {
 	}
 	echo("before")
 
-	// Add backends, a UDP port and a health check, drop port 81: the
+	// Add backends, a UDP port and a health check, drop port 8081: the
 	// established connection to node-0 (still a backend) keeps working.
 	spec.Backends = backendsOf(nodes)
-	spec.Ports = []api.Port{tcpPort(80, 30080), udpPort(53, 30053)}
+	spec.Ports = []api.Port{tcpPort(8080, 30080), udpPort(8053, 30053)}
 	spec.SourceRanges = []string{"127.0.0.0/8"}
 	c.put("web", spec)
 	echo("after first update")
-	if _, _, _, err := dialTCP(t, netip.Addr{}, vipPort(t, lb, 81)); err == nil {
-		t.Errorf("removed port 81 still answers")
+	if _, _, _, err := dialTCP(t, netip.Addr{}, vipPort(t, lb, 8081)); err == nil {
+		t.Errorf("removed port 8081 still answers")
 	}
-	if got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 80), 6); len(got) != 3 {
+	if got := whoAnswers(t, netip.Addr{}, vipPort(t, lb, 8080), 6); len(got) != 3 {
 		t.Errorf("new backends not used: %v", got)
 	}
 

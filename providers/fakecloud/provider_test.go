@@ -95,7 +95,7 @@ var webPorts = nodeagent.ServicePorts{Name: "default/web", Ports: []nodeagent.Po
 }}
 
 func webService() *v1.Service {
-	return newService("web", withPort("http", v1.ProtocolTCP, 80, 31080), withPort("dns", v1.ProtocolUDP, 53, 31053))
+	return newService("web", withPort("http", v1.ProtocolTCP, 8080, 31080), withPort("dns", v1.ProtocolUDP, 8053, 31053))
 }
 
 func TestEmbeddedCloudServesServiceEndToEnd(t *testing.T) {
@@ -123,14 +123,14 @@ func TestEmbeddedCloudServesServiceEndToEnd(t *testing.T) {
 
 	// Health checks (TCP on the node port) pass on both nodes: both answer.
 	waitFor(t, func() bool {
-		got, err := tryAnswering(ip, 80, 4)
+		got, err := tryAnswering(ip, 8080, 4)
 		return err == nil && len(got) == 2
 	}, "both nodes answering through the VIP")
 
 	if err := p.UpdateLoadBalancer(ctx, "test", svc, nodes[1:]); err != nil {
 		t.Fatalf("UpdateLoadBalancer: %v", err)
 	}
-	if got := answeringNodes(t, ip, 80, 4); got["node-1"] != 4 {
+	if got := answeringNodes(t, ip, 8080, 4); got["node-1"] != 4 {
 		t.Errorf("after dropping node-0: %v", got)
 	}
 
@@ -147,7 +147,7 @@ func TestEmbeddedCloudServesServiceEndToEnd(t *testing.T) {
 	if _, exists, err := p.GetLoadBalancer(ctx, "test", svc); err != nil || exists {
 		t.Errorf("after delete: exists %v, err %v", exists, err)
 	}
-	if _, err := net.DialTimeout("tcp", ip+":80", time.Second); err == nil {
+	if _, err := net.DialTimeout("tcp", ip+":8080", time.Second); err == nil {
 		t.Errorf("VIP still listening after delete")
 	}
 
@@ -168,7 +168,7 @@ func TestLocalPolicyReachesOnlyNodesWithEndpoints(t *testing.T) {
 	svcPorts.HealthCheckNodePort = 32027
 	agents, nodes := startAgents(t, 27, 3, svcPorts)
 	agents[2].SetLocalEndpoints(map[string]int{"default/web": 1})
-	svc := newService("web", withPort("http", v1.ProtocolTCP, 80, 31080), withLocalPolicy(32027))
+	svc := newService("web", withPort("http", v1.ProtocolTCP, 8080, 31080), withLocalPolicy(32027))
 	st, err := p.EnsureLoadBalancer(ctx, "test", svc, nodes)
 	if err != nil {
 		t.Fatal(err)
@@ -177,19 +177,19 @@ func TestLocalPolicyReachesOnlyNodesWithEndpoints(t *testing.T) {
 	// Until the first probes answer no backend is healthy: connections are
 	// reset, so tolerate failures while waiting.
 	waitFor(t, func() bool {
-		got, err := tryAnswering(ip, 80, 3)
+		got, err := tryAnswering(ip, 8080, 3)
 		return err == nil && got["node-2"] == 3
 	}, "only node-2 (the one with an endpoint) answering")
-	if got := answeringNodes(t, ip, 80, 9); got["node-2"] != 9 {
+	if got := answeringNodes(t, ip, 8080, 9); got["node-2"] != 9 {
 		t.Errorf("nodes without endpoints got traffic: %v", got)
 	}
 	agents[2].SetLocalEndpoints(nil)
 	agents[0].SetLocalEndpoints(map[string]int{"default/web": 1})
 	waitFor(t, func() bool {
-		got, err := tryAnswering(ip, 80, 3)
+		got, err := tryAnswering(ip, 8080, 3)
 		return err == nil && got["node-0"] == 3
 	}, "traffic following the endpoint to node-0")
-	if got := answeringNodes(t, ip, 80, 9); got["node-0"] != 9 {
+	if got := answeringNodes(t, ip, 8080, 9); got["node-0"] != 9 {
 		t.Errorf("after the move: %v", got)
 	}
 }
@@ -198,7 +198,7 @@ func TestBadServiceCreatesNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	p := buildProvider(t, ctx, "--fake-embedded-vip-range=127.202.21.0/24")
-	svc := newService("web", withPort("http", v1.ProtocolTCP, 80, 31080), withPort("sctp", v1.ProtocolSCTP, 90, 31090))
+	svc := newService("web", withPort("http", v1.ProtocolTCP, 8080, 31080), withPort("sctp", v1.ProtocolSCTP, 90, 31090))
 	_, err := p.EnsureLoadBalancer(ctx, "test", svc, nil)
 	if ie, ok := providers.IsInputError(err); !ok || ie.Field != "spec.ports[1].protocol" {
 		t.Fatalf("error %v, want InputError on spec.ports[1].protocol", err)
@@ -310,7 +310,7 @@ func TestConvergesThroughInjectedErrorsAndThrottling(t *testing.T) {
 		t.Fatal("no address")
 	}
 	waitFor(t, func() bool {
-		got, err := tryAnswering(lastIP, 80, 4)
+		got, err := tryAnswering(lastIP, 8080, 4)
 		return err == nil && len(got) == 2
 	}, "traffic through the last load balancer")
 }
