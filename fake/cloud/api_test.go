@@ -251,6 +251,8 @@ func TestBadFlagsAreNamed(t *testing.T) {
 		{"outage without duration", "--fakecloud-outage=10s", "--fakecloud-outage"},
 		{"bad VIP range", "--fakecloud-vip-range=127.240.0.0", "--fakecloud-vip-range"},
 		{"bad listen", "--fakecloud-listen=nohost", "--fakecloud-listen"},
+		{"error rate over 1", "--fakecloud-error-rate=1.5", "--fakecloud-error-rate: must be between 0 and 1"},
+		{"negative outage", "--fakecloud-outage=+-1s", "--fakecloud-outage"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			cfg := cloud.DefaultConfig()

@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -116,9 +117,30 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--fakecloud-udp-idle-timeout must not be negative")
 	}
 	if err := c.Faults.Validate(); err != nil {
-		return fmt.Errorf("fault flags: %w", err)
+		var fe *api.FieldError
+		if errors.As(err, &fe) {
+			return fmt.Errorf("%s: %s", faultFlag(fe.Field), fe.Reason)
+		}
+		return err
 	}
 	return nil
+}
+
+// faultFlag names the flag behind a field of api.Faults.
+func faultFlag(field string) string {
+	switch {
+	case field == "errorRate":
+		return "--fakecloud-error-rate"
+	case field == "throttleRate":
+		return "--fakecloud-throttle-rate"
+	case field == "retryAfterSeconds":
+		return "--fakecloud-retry-after"
+	case field == "latencyMillis":
+		return "--fakecloud-latency"
+	case strings.HasPrefix(field, "outages"):
+		return "--fakecloud-outage"
+	}
+	return field
 }
 
 func isLoopbackHost(host string) bool {
