@@ -1,0 +1,240 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/extlb/extlb/controller"
+	"github.com/extlb/extlb/controller/manager"
+	"github.com/extlb/extlb/fake/cluster"
+	memprovider "github.com/extlb/extlb/fake/memory"
+)
+
+// TestControllerAllocatesNodePortsTheAPIServerAccepts: a Service with
+// allocateLoadBalancerNodePorts: false gets node ports from the controller,
+// the real API server accepts them, and the provider gets them.
+func TestControllerAllocatesNodePortsTheAPIServerAccepts(t *testing.T) {
+	c := controlPlane.Get(t)
+	admin := c.AdminClient()
+	ns := c.NewNamespace(t)
+	class := uniqueClass(t)
+	mem := memprovider.New()
+	startController(t, installController(t, c), mem, class)
+
+	createService(t, admin, newService(ns, "web", class, withoutNodePorts, withPorts(80, 443)))
+	eventually(t, 20*time.Second, "node ports written and used", func(ctx context.Context) (bool, string) {
+		svc, err := getService(ctx, admin, ns, "web")
+		if err != nil {
+			return false, err.Error()
+		}
+		lb, ok := lbFor(mem, ns, "web")
+		if !ok || len(svc.Status.LoadBalancer.Ingress) == 0 {
+			return false, "no load balancer yet"
+		}
+		for i, p := range svc.Spec.Ports {
+			if p.NodePort < 30000 || p.NodePort > 32767 || lb.Service.Spec.Ports[i].NodePort != p.NodePort {
+				return false, fmt.Sprintf("port %d: service %d, provider %d", i, p.NodePort, lb.Service.Spec.Ports[i].NodePort)
+			}
+		}
+		return svc.Spec.Ports[0].NodePort != svc.Spec.Ports[1].NodePort, "duplicate node ports"
+	})
+	if evs := events(t.Context(), admin, ns, "web"); !hasEvent(evs, "Normal AllocatedNodePorts") {
+		t.Errorf("events = %v, want AllocatedNodePorts", evs)
+	}
+}
+
+// TestNodePortChoiceRefusedByTheAPIServerIsRetried makes the controller's
+// cache lag behind the API server (its Service watch is delayed), so that
+// its first choice is refused for real: a port another Service took in the
+// meantime (422) or a stale resourceVersion (409). It must pick again and
+// converge.
+func TestNodePortChoiceRefusedByTheAPIServerIsRetried(t *testing.T) {
+	for _, tc := range []struct {
+		desc string
+		// interfere runs 300 ms after the Service is created, before the
+		// controller (1.5 s behind) has seen it.
+		interfere func(t *testing.T, c *cluster.Cluster, ns string, predicted int32)
+		wantCode  string
+	}{
+		{
+			desc: "port already allocated",
+			interfere: func(t *testing.T, c *cluster.Cluster, ns string, predicted int32) {
+				holder := newService(ns, "holder", "", withPorts(80))
+				holder.Spec.Type = v1.ServiceTypeNodePort
+				holder.Spec.LoadBalancerClass = nil
+				holder.Spec.Ports[0].NodePort = predicted
+				createService(t, c.AdminClient(), holder)
+			},
+			wantCode: "422",
+		},
+		{
+			desc: "service changed meanwhile",
+			interfere: func(t *testing.T, c *cluster.Cluster, ns string, _ int32) {
+				updateService(t, c.AdminClient(), ns, "web", func(s *v1.Service) {
+					s.Annotations = map[string]string{"example.com/changed": "yes"}
+				})
+			},
+			wantCode: "409",
+		},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			c := cluster.StartForTest(t) // node ports are cluster-wide
+			admin := c.AdminClient()
+			ns := c.NewNamespace(t)
+			class := uniqueClass(t)
+			portRange := controller.PortRange{Base: 32700, Size: 10}
+			const seed = 42
+			predicted, err := controller.NewNodePortAllocator(portRange, seed).AllocateNext("any")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := installController(t, c)
+			puts := &putRecorder{}
+			cfg.Wrap(puts.wrap)
+			cfg.Wrap(delayServiceWatches(1500 * time.Millisecond))
+			mem := memprovider.New()
+			startController(t, cfg, mem, class, func(o *manager.Options) {
+				o.Controller.NodePortRange = portRange
+				o.Controller.NodePortSeed = seed
+			})
+			time.Sleep(time.Second) // the controller's initial list is done
+
+			createService(t, admin, newService(ns, "web", class, withoutNodePorts, withPorts(80)))
+			time.Sleep(300 * time.Millisecond)
+			tc.interfere(t, c, ns, int32(predicted))
+
+			eventually(t, 30*time.Second, "converged after the refusal", func(ctx context.Context) (bool, string) {
+				svc, err := getService(ctx, admin, ns, "web")
+				if err != nil {
+					return false, err.Error()
+				}
+				_, ok := lbFor(mem, ns, "web")
+				np := svc.Spec.Ports[0].NodePort
+				return ok && portRange.Contains(int(np)), fmt.Sprintf("node port %d, load balancer %v", np, ok)
+			})
+			codes := puts.codes()
+			if len(codes) < 2 || codes[0] != tc.wantCode || codes[len(codes)-1] != "200" {
+				t.Errorf("controller's PUTs of the Service answered %v, want %s first and 200 last", codes, tc.wantCode)
+			}
+			svc, _ := getService(t.Context(), admin, ns, "web")
+			if tc.wantCode == "422" && svc.Spec.Ports[0].NodePort == int32(predicted) {
+				t.Errorf("the Service got port %d, which the holder has", predicted)
+			}
+		})
+	}
+}
+
+func withoutNodePorts(s *v1.Service) {
+	f := false
+	s.Spec.AllocateLoadBalancerNodePorts = &f
+}
+
+func withPorts(ports ...int32) serviceTweak {
+	return func(s *v1.Service) {
+		s.Spec.Ports = nil
+		for _, p := range ports {
+			s.Spec.Ports = append(s.Spec.Ports, v1.ServicePort{Name: fmt.Sprintf("p%d", p), Port: p, Protocol: v1.ProtocolTCP})
+		}
+	}
+}
+
+// putRecorder records the status codes of the controller's PUTs of Services.
+type putRecorder struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (p *putRecorder) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		if req.Method == http.MethodPut && strings.Contains(req.URL.Path, "/services/") && err == nil {
+			p.mu.Lock()
+			p.got = append(p.got, fmt.Sprint(resp.StatusCode))
+			p.mu.Unlock()
+		}
+		return resp, err
+	})
+}
+
+func (p *putRecorder) codes() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.got...)
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// delayServiceWatches delivers every byte of the controller's Service watch
+// streams d after it arrived: a cache that lags behind the API server.
+func delayServiceWatches(d time.Duration) func(http.RoundTripper) http.RoundTripper {
+	return func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(req *http.Request) (*http.Response, error) {
+			resp, err := rt.RoundTrip(req)
+			if err != nil || req.URL.Query().Get("watch") != "true" || !strings.HasSuffix(req.URL.Path, "/services") {
+				return resp, err
+			}
+			resp.Body = newDelayedBody(resp.Body, d)
+			return resp, nil
+		})
+	}
+}
+
+type chunk struct {
+	at   time.Time
+	data []byte
+	err  error
+}
+
+type delayedBody struct {
+	src     io.ReadCloser
+	chunks  chan chunk
+	pending []byte
+	delay   time.Duration
+}
+
+func newDelayedBody(src io.ReadCloser, d time.Duration) *delayedBody {
+	b := &delayedBody{src: src, chunks: make(chan chunk, 1024), delay: d}
+	go func() {
+		buf := make([]byte, 32*1024)
+		for {
+			n, err := src.Read(buf)
+			b.chunks <- chunk{at: time.Now(), data: append([]byte(nil), buf[:n]...), err: err}
+			if err != nil {
+				close(b.chunks)
+				return
+			}
+		}
+	}()
+	return b
+}
+
+func (b *delayedBody) Read(p []byte) (int, error) {
+	if len(b.pending) == 0 {
+		c, ok := <-b.chunks
+		if !ok {
+			return 0, io.EOF
+		}
+		if wait := time.Until(c.at.Add(b.delay)); wait > 0 {
+			time.Sleep(wait)
+		}
+		if len(c.data) == 0 {
+			return 0, c.err
+		}
+		b.pending = c.data
+	}
+	n := copy(p, b.pending)
+	b.pending = b.pending[n:]
+	return n, nil
+}
+
+func (b *delayedBody) Close() error { return b.src.Close() }
