@@ -104,26 +104,31 @@ func (l *tcpListener) handle(ctx context.Context, client *net.TCPConn) {
 // splice copies both directions between two TCP connections until both have
 // ended. io.Copy between two *net.TCPConn uses splice(2) on Linux (through
 // TCPConn.ReadFrom), so the bytes never enter user space. A clean EOF in one
-// direction is passed on as a half-close (CloseWrite) and the other
-// direction keeps flowing; an error in either direction closes both.
+// direction is passed on as a half-close (CloseWrite) while the other
+// direction keeps flowing; an error in either direction resets both.
 func splice(a, b *net.TCPConn) {
+	var ended atomic.Int32
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		copyHalf(b, a)
+		copyHalf(b, a, &ended)
 	}()
-	copyHalf(a, b)
+	copyHalf(a, b, &ended)
 	<-done
 	_ = a.Close()
 	_ = b.Close()
 }
 
-func copyHalf(dst, src *net.TCPConn) {
+// copyHalf copies src to dst. The first direction to end half-closes dst;
+// the second needs no shutdown(2) since both sockets are closed right after.
+func copyHalf(dst, src *net.TCPConn, ended *atomic.Int32) {
 	if _, err := io.Copy(dst, src); err != nil {
 		// Unblock the other direction: the connection is broken.
 		reset(dst)
 		reset(src)
 		return
 	}
-	_ = dst.CloseWrite()
+	if ended.Add(1) == 1 {
+		_ = dst.CloseWrite()
+	}
 }
