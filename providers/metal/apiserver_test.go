@@ -2,7 +2,10 @@ package metal
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -66,6 +69,7 @@ func TestAgainstRealAPIServer(t *testing.T) {
 				if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.wantMsg) {
 					t.Fatalf("Create = %v, want Invalid mentioning %q", err, tc.wantMsg)
 				}
+				t.Logf("rejected: %v", err)
 			})
 		}
 	})
@@ -99,6 +103,8 @@ func TestAgainstRealAPIServer(t *testing.T) {
 		p, err := ipPoolFromUnstructured(u)
 		return err == nil && p.Status == IPPoolStatus{AssignedIPv4: 2, AvailableIPv4: 5, AssignedIPv6: 0, AvailableIPv6: 2}
 	})
+
+	checkPrinterColumns(t, ctx, cfg)
 
 	// A restarted provider rebuilds from Service status.
 	second := runProvider(t, ctx, cfg, kube)
@@ -219,4 +225,48 @@ func ensureAndWriteStatus(t *testing.T, ctx context.Context, kube kubernetes.Int
 		t.Fatalf("writing status of %s: %v", svc.Name, err)
 	}
 	return ingressString(st)
+}
+
+// checkPrinterColumns reads IPPools as a Table, as kubectl get does, and
+// checks the CRD's printer columns and the counts in the "lab" row.
+func checkPrinterColumns(t *testing.T, ctx context.Context, cfg *rest.Config) {
+	t.Helper()
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/apis/extlb.io/v1alpha1/ippools", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var table metav1.Table
+	if err := json.NewDecoder(resp.Body).Decode(&table); err != nil {
+		t.Fatalf("decoding the table: %v", err)
+	}
+	var names []string
+	for _, c := range table.ColumnDefinitions {
+		names = append(names, c.Name)
+	}
+	wantNames := "Name,Addresses,Auto,IPv4 Assigned,IPv4 Available,IPv6 Assigned,IPv6 Available,Error,Age"
+	if strings.Join(names, ",") != wantNames {
+		t.Fatalf("printer columns = %v, want %s", names, wantNames)
+	}
+	for _, row := range table.Rows {
+		if row.Cells[0] == "lab" {
+			got := fmt.Sprint(row.Cells[1:7])
+			want := `[["192.0.2.0/30","192.0.2.100-192.0.2.101","2001:db8::/127","198.51.100.7"] true 2 5 0 2]`
+			if got != want {
+				t.Fatalf("lab row = %s, want %s", got, want)
+			}
+			t.Logf("kubectl get ippools row: %v", row.Cells)
+			return
+		}
+	}
+	t.Fatalf("no row for the lab pool in %v", table.Rows)
 }

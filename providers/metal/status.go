@@ -22,8 +22,6 @@ type statusWriter struct {
 	// written remembers what was last written per pool, so that a kick
 	// before the cache sees our own write does not write the same again.
 	written map[string]IPPoolStatus
-	// writes counts successful status writes (for tests).
-	writes func()
 }
 
 func newStatusWriter(store poolStore, desired func() map[string]IPPoolStatus, interval time.Duration) *statusWriter {
@@ -34,7 +32,6 @@ func newStatusWriter(store poolStore, desired func() map[string]IPPoolStatus, in
 		resync:   time.Minute,
 		kicks:    make(chan struct{}, 1),
 		written:  map[string]IPPoolStatus{},
-		writes:   func() {},
 	}
 }
 
@@ -96,6 +93,5 @@ func (w *statusWriter) writeChanged(ctx context.Context) {
 			continue
 		}
 		w.written[p.Name] = want
-		w.writes()
 	}
 }

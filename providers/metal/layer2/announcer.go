@@ -8,6 +8,7 @@
 package layer2
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -122,10 +123,25 @@ func (a *Announcer) SetBalancer(name string, ip netip.Addr) error {
 		a.balancers[name] = ip
 		return nil
 	}
-	links, err := a.linksFor(ip)
+	all, err := a.network.Links()
 	if err != nil {
 		return fmt.Errorf("balancer %s: announce %s: %w", name, ip, err)
 	}
+	links, err := a.linksFor(ip, all)
+	if err != nil {
+		return fmt.Errorf("balancer %s: announce %s: %w", name, ip, err)
+	}
+	if err := a.placeLocked(ip, links); err != nil {
+		return fmt.Errorf("balancer %s: %w", name, err)
+	}
+	a.balancers[name] = ip
+	a.log.V(2).Info("Announcing address", "balancer", name, "address", ip, "interfaces", linkNames(links))
+	return nil
+}
+
+// placeLocked starts answering for ip on links and sends the gratuitous
+// frames. On error ip is announced nowhere.
+func (a *Announcer) placeLocked(ip netip.Addr, links []Link) error {
 	var placed []*responder
 	for _, link := range links {
 		r, err := a.responderLocked(link, ip.Is4())
@@ -137,19 +153,90 @@ func (a *Announcer) SetBalancer(name string, ip netip.Addr) error {
 				p.remove(ip)
 			}
 			a.closeIdleLocked()
-			return fmt.Errorf("balancer %s: announce %s on %s: %w", name, ip, link.Name, err)
+			return fmt.Errorf("announce %s on %s: %w", ip, link.Name, err)
 		}
 		placed = append(placed, r)
 	}
 	a.placement[ip] = placed
-	a.balancers[name] = ip
-	names := make([]string, 0, len(placed))
 	for _, r := range placed {
 		r.announce(ip)
-		names = append(names, r.link.Name)
 	}
-	a.log.V(2).Info("Announcing address", "balancer", name, "address", ip, "interfaces", names)
 	return nil
+}
+
+// Refresh re-reads the interfaces and moves every address whose interfaces
+// changed since it was taken over (an interface replaced or renumbered, an
+// address moved to another interface), with gratuitous frames on the new
+// ones. An address that no interface can hold any more stays where it is,
+// and the error says so.
+func (a *Announcer) Refresh() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return ErrClosed
+	}
+	all, err := a.network.Links()
+	if err != nil {
+		return fmt.Errorf("refresh: %w", err)
+	}
+	current := map[string]Link{}
+	for _, l := range all {
+		current[l.Name] = l
+	}
+	// A responder whose interface vanished or was recreated holds a socket
+	// bound to something else: close it and place its addresses again.
+	for key, r := range a.responders {
+		if l, ok := current[r.link.Name]; ok && l.Index == r.link.Index && bytes.Equal(l.MAC, r.link.MAC) {
+			continue
+		}
+		delete(a.responders, key)
+		if err := r.close(); err != nil {
+			a.log.Error(err, "Closing socket of a changed interface", "interface", r.link.Name)
+		}
+		for ip, placed := range a.placement {
+			a.placement[ip] = slices.DeleteFunc(slices.Clone(placed), func(p *responder) bool { return p == r })
+		}
+	}
+	var errs []error
+	for ip, placed := range a.placement {
+		links, err := a.linksFor(ip, all)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("address %s: %w", ip, err))
+			continue
+		}
+		if slices.Equal(linkNames(links), responderNames(placed)) {
+			continue
+		}
+		for _, r := range placed {
+			r.remove(ip)
+		}
+		delete(a.placement, ip)
+		if err := a.placeLocked(ip, links); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		a.log.Info("Moved address to other interfaces", "address", ip, "interfaces", linkNames(links))
+	}
+	a.closeIdleLocked()
+	return errors.Join(errs...)
+}
+
+func linkNames(links []Link) []string {
+	out := make([]string, 0, len(links))
+	for _, l := range links {
+		out = append(out, l.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func responderNames(rs []*responder) []string {
+	out := make([]string, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, r.link.Name)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // DeleteBalancer stops announcing name's address, unless another balancer
@@ -244,12 +331,9 @@ func (a *Announcer) responderLocked(link Link, v4 bool) (*responder, error) {
 	return r, nil
 }
 
-// linksFor picks the interfaces that announce ip (see Config.Interfaces).
-func (a *Announcer) linksFor(ip netip.Addr) ([]Link, error) {
-	links, err := a.network.Links()
-	if err != nil {
-		return nil, err
-	}
+// linksFor picks among links the interfaces that announce ip (see
+// Config.Interfaces).
+func (a *Announcer) linksFor(ip netip.Addr, links []Link) ([]Link, error) {
 	var matching, configured []Link
 	for _, link := range links {
 		if len(a.ifaces) > 0 && !slices.Contains(a.ifaces, link.Name) {
