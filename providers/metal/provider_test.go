@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	"k8s.io/cloud-provider/api"
 
 	"github.com/extlb/extlb/providers"
@@ -359,5 +361,47 @@ func TestConcurrentEnsure(t *testing.T) {
 	wg.Wait()
 	if len(owners) != 8 {
 		t.Errorf("%d addresses handed out, want all 8", len(owners))
+	}
+}
+
+func TestNamespaceSelectorUsesNamespaceLabels(t *testing.T) {
+	teamA := &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{"team": "a"}}}
+	env := newTestEnv(t, []*IPPool{
+		newIPPool("general", []string{"192.0.2.0/30"}),
+		newIPPool("team-a", []string{"198.51.100.0/30"}, withNamespaceSelector(map[string]string{"team": "a"})),
+	}, teamA)
+	inTeamA := func(s *v1.Service) { s.Namespace = "team-a" }
+	if got := env.mustEnsure(t, newService("web", inTeamA, withAnnotation(AnnotationIPPool, "team-a"))); got != "198.51.100.0" {
+		t.Fatalf("Service in team-a got %q from the team-a pool", got)
+	}
+	if _, err := env.ensure(t, newService("web", withAnnotation(AnnotationIPPool, "team-a"))); err == nil {
+		t.Fatal("a Service in default got an address from the team-a pool")
+	}
+}
+
+func TestBuildRejectsBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		desc    string
+		args    []string
+		env     providers.Env
+		wantErr string
+	}{
+		{desc: "zero status interval", args: []string{"--metal-status-interval=0s"}, env: providers.Env{RESTConfig: &rest.Config{Host: "https://127.0.0.1:1"}}, wantErr: "--metal-status-interval: must be positive"},
+		{desc: "negative retry interval", args: []string{"--metal-retry-interval=-1s"}, env: providers.Env{RESTConfig: &rest.Config{Host: "https://127.0.0.1:1"}}, wantErr: "--metal-retry-interval: must be positive"},
+		{desc: "zero sync timeout", args: []string{"--metal-cache-sync-timeout=0s"}, wantErr: "--metal-cache-sync-timeout: must be positive"},
+		{desc: "no REST config", wantErr: "needs a REST config"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			b := NewBuilder()
+			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+			b.AddFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			_, err := b.Build(t.Context(), tc.env)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Build error = %v, want %q", err, tc.wantErr)
+			}
+		})
 	}
 }

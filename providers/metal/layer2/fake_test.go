@@ -28,7 +28,17 @@ func newFakeNetwork(links ...Link) *fakeNetwork {
 	return &fakeNetwork{links: links, arps: map[string]*fakeARP{}, ndps: map[string]*fakeNDP{}}
 }
 
-func (n *fakeNetwork) Links() ([]Link, error) { return n.links, nil }
+func (n *fakeNetwork) Links() ([]Link, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.links, nil
+}
+
+func (n *fakeNetwork) setLinks(links ...Link) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.links = links
+}
 
 func (n *fakeNetwork) ListenARP(link Link) (ARPConn, error) {
 	n.mu.Lock()

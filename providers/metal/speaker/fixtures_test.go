@@ -150,6 +150,8 @@ func (a *fakeAnnouncer) DeleteBalancer(name string) {
 	delete(a.balancers, name)
 }
 
+func (a *fakeAnnouncer) Refresh() error { return nil }
+
 func (a *fakeAnnouncer) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -32,6 +32,9 @@ import (
 type Announcer interface {
 	SetBalancer(name string, ip netip.Addr) error
 	DeleteBalancer(name string)
+	// Refresh re-reads the node's interfaces and moves addresses whose
+	// interfaces changed.
+	Refresh() error
 	Close() error
 }
 
@@ -61,6 +64,10 @@ const (
 // its peers: long enough for them to take over, so no request goes
 // unanswered; a stale answer inside it loses to the new node's gratuitous ARP.
 const handoffOverlap = 50 * time.Millisecond
+
+// interfaceRecheck is how often the announcer re-reads the node's
+// interfaces (see layer2.Announcer.Refresh).
+const interfaceRecheck = 10 * time.Second
 
 // Options are what a Speaker is built from.
 type Options struct {
@@ -168,6 +175,9 @@ func (s *Speaker) Run(ctx context.Context) error {
 	}()
 	log.Info("Speaker started")
 
+	recheck := time.NewTicker(interfaceRecheck)
+	defer recheck.Stop()
+	var lastRefreshErr string
 	for {
 		select {
 		case <-ctx.Done():
@@ -175,6 +185,16 @@ func (s *Speaker) Run(ctx context.Context) error {
 			stopMembers()
 			<-membersDone
 			return nil
+		case <-recheck.C:
+			err := s.announcer.Refresh()
+			if err != nil && err.Error() != lastRefreshErr {
+				log.Error(err, "Re-reading interfaces")
+			}
+			lastRefreshErr = ""
+			if err != nil {
+				lastRefreshErr = err.Error()
+			}
+			continue
 		case <-s.kick:
 		case <-s.members.Changes():
 		}
