@@ -27,8 +27,8 @@ import (
 
 const (
 	benchBulkBytes   = 1 << 30 // per transfer
-	benchRounds      = 3       // interleaved rounds per path; the median is reported
-	benchConnRounds  = 5       // connection rates are noisier
+	benchRounds      = 5       // interleaved rounds per path; the median is reported
+	benchConnRounds  = 7       // connection rates are noisier
 	benchConns       = 2000    // connections per path and round
 	benchConnWorkers = 8
 	benchUDPClients  = 4
