@@ -264,11 +264,10 @@ func (a *Allocator) candidatePools(req *Request) ([]*Pool, *Error) {
 		}
 		out = append(out, p)
 	}
-	if len(out) == 0 {
+	if len(out) == 0 && len(req.IPs) == 0 {
+		// With requested addresses, checkRequested explains better which
+		// pool the address is in and why it may not be used.
 		msg := "there is no IPPool with autoAssign enabled"
-		if len(req.IPs) > 0 {
-			msg = "there is no IPPool"
-		}
 		if len(excluded) > 0 {
 			msg = "no IPPool selects this Service (" + strings.Join(excluded, "; ") + ")"
 		}
@@ -301,6 +300,10 @@ func (a *Allocator) poolOf(ip netip.Addr) *Pool {
 func (a *Allocator) chooseFamily(req *Request, f Family, candidates []*Pool, current []netip.Addr) (netip.Addr, *Error) {
 	if ip, ok := req.requestedIP(f); ok {
 		return ip, a.checkRequested(req, ip, candidates)
+	}
+	if req.Pool == "" {
+		// Pools without autoAssign give out only requested addresses.
+		candidates = slices.DeleteFunc(slices.Clone(candidates), func(p *Pool) bool { return !p.AutoAssign })
 	}
 	offered := false
 	for _, p := range candidates {
@@ -429,7 +432,10 @@ func poolNames(pools []*Pool) string {
 	for i, p := range pools {
 		names[i] = fmt.Sprintf("%q", p.Name)
 	}
-	if len(names) == 1 {
+	switch len(names) {
+	case 0:
+		return "no IPPool with autoAssign"
+	case 1:
 		return "IPPool " + names[0]
 	}
 	return "IPPools " + strings.Join(names, ", ")

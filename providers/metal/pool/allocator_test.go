@@ -186,6 +186,24 @@ func TestAssign(t *testing.T) {
 			req: newRequest("web", withFamilies(RequireDualStack, IPv4, IPv6), withIPs("2001:db8::2")), want: "192.0.2.10,2001:db8::2",
 		},
 		{
+			desc: "a requested address from a manual pool does not open it for the other family", pools: []*Pool{newPool("manual", withRanges("203.0.113.0/24", "2001:db8:1::/120"), withoutAutoAssign()), v6},
+			req: newRequest("web", withFamilies(RequireDualStack, IPv4, IPv6), withIPs("203.0.113.9")), want: "203.0.113.9,2001:db8::",
+		},
+		{
+			desc: "a requested address from a manual pool, no automatic pool for the other family", pools: []*Pool{newPool("manual", withRanges("203.0.113.0/24", "2001:db8:1::/120"), withoutAutoAssign())},
+			req:        newRequest("web", withFamilies(RequireDualStack, IPv4, IPv6), withIPs("203.0.113.9")),
+			wantReason: ReasonNoFamily, wantSubject: SubjectFamilies, wantMsg: "has IPv6 addresses (no IPPool with autoAssign)",
+		},
+		{
+			desc: "requested address outside every pool when no pool selects the Service", pools: []*Pool{newPool("team", withRanges("198.51.100.0/24"), withNamespaceSelector("team=a"))},
+			req:        newRequest("web", withIPs("192.0.2.1")),
+			wantReason: ReasonNotInPool, wantSubject: SubjectRequestedIP, wantMsg: "requested address 192.0.2.1 is outside every IPPool",
+		},
+		{
+			desc: "requested address when there are no pools", req: newRequest("web", withIPs("192.0.2.1")),
+			wantReason: ReasonNotInPool, wantSubject: SubjectRequestedIP, wantMsg: "outside every IPPool",
+		},
+		{
 			desc: "exhausted", pools: []*Pool{newPool("tiny", withRanges("192.0.2.1"))},
 			existing:   []Request{newRequest("a")},
 			req:        newRequest("web"),

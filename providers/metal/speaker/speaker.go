@@ -129,38 +129,19 @@ func (s *Speaker) Run(ctx context.Context) error {
 	log := klog.FromContext(ctx).WithValues("node", s.nodeName)
 	ctx = klog.NewContext(ctx, log)
 
-	factory := informers.NewSharedInformerFactory(s.client, 0)
-	svcInformer := factory.Core().V1().Services()
-	nodeInformer := factory.Core().V1().Nodes()
-	sliceInformer := factory.Discovery().V1().EndpointSlices()
-	s.services, s.nodes, s.slices = svcInformer.Lister(), nodeInformer.Lister(), sliceInformer.Lister()
-	kick := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { s.trigger() },
-		UpdateFunc: func(any, any) { s.trigger() },
-		DeleteFunc: func(any) { s.trigger() },
-	}
-	for _, inf := range []cache.SharedIndexInformer{svcInformer.Informer(), nodeInformer.Informer(), sliceInformer.Informer()} {
-		if _, err := inf.AddEventHandler(kick); err != nil {
-			return fmt.Errorf("speaker: add event handler: %w", err)
-		}
-	}
-
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	s.recorder = broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "extlb-speaker", Host: s.nodeName})
 
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			s.announcer.Close()
-			s.members.Close()
-			if ctx.Err() != nil {
-				return nil // stopped before it started announcing
-			}
-			return fmt.Errorf("speaker: cache for %v did not sync", typ)
-		}
+	factory, err := s.startInformers(ctx)
+	if factory != nil {
+		defer factory.Shutdown()
+	}
+	if err != nil || ctx.Err() != nil {
+		s.announcer.Close()
+		s.members.Close()
+		return err // nil when stopped before announcing anything
 	}
 	// Peers must be known before the liveness clock starts (see
 	// liveness.Members.Ready).
@@ -200,6 +181,33 @@ func (s *Speaker) Run(ctx context.Context) error {
 		}
 		s.sync(ctx)
 	}
+}
+
+// startInformers starts the informers on Services, Nodes and EndpointSlices,
+// each change of which triggers a sync, and waits for their caches.
+func (s *Speaker) startInformers(ctx context.Context) (informers.SharedInformerFactory, error) {
+	factory := informers.NewSharedInformerFactory(s.client, 0)
+	svcInformer := factory.Core().V1().Services()
+	nodeInformer := factory.Core().V1().Nodes()
+	sliceInformer := factory.Discovery().V1().EndpointSlices()
+	s.services, s.nodes, s.slices = svcInformer.Lister(), nodeInformer.Lister(), sliceInformer.Lister()
+	kick := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.trigger() },
+		UpdateFunc: func(any, any) { s.trigger() },
+		DeleteFunc: func(any) { s.trigger() },
+	}
+	for _, inf := range []cache.SharedIndexInformer{svcInformer.Informer(), nodeInformer.Informer(), sliceInformer.Informer()} {
+		if _, err := inf.AddEventHandler(kick); err != nil {
+			return nil, fmt.Errorf("speaker: add event handler: %w", err)
+		}
+	}
+	factory.Start(ctx.Done())
+	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok && ctx.Err() == nil {
+			return factory, fmt.Errorf("speaker: cache for %v did not sync", typ)
+		}
+	}
+	return factory, nil
 }
 
 func (s *Speaker) shutdown(log klog.Logger) {
