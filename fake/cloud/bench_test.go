@@ -6,8 +6,10 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -40,6 +42,8 @@ const (
 type benchPath struct {
 	name string
 	addr netip.AddrPort
+	// pid is the proxy's process, whose CPU time is measured; 0 for none.
+	pid int
 }
 
 // sinkBackend reads each connection to its end with a large buffer, then
@@ -229,56 +233,93 @@ func benchSetup(b *testing.B, block int, backend func(b *testing.B, ip string, p
 	port := 30100 + block
 	direct := backend(b, base+"11", port)
 	oursBackend := backend(b, base+"12", port)
-	url := startCloudProcess(b, base+"0/28")
+	url, pid := startCloudProcess(b, base+"0/28")
 	lb := apiClient{t: b, url: url}.put("bench", api.LoadBalancerSpec{
 		Ports:    []api.Port{{Protocol: protocol, Port: 8080, BackendPort: port}},
 		Backends: []api.Backend{{Name: "n", Address: oursBackend.Addr().String()}},
 	})
 	paths := []benchPath{
-		{"direct", direct},
-		{"fakecloud", netip.AddrPortFrom(netip.MustParseAddr(lb.Status.Address), 8080)},
+		{"direct", direct, 0},
+		{"fakecloud", netip.AddrPortFrom(netip.MustParseAddr(lb.Status.Address), 8080), pid},
 	}
 	if protocol != api.ProtocolTCP {
 		return paths
 	}
 	haBackend := backend(b, base+"13", port)
 	haListen := netip.MustParseAddrPort(base + "21:8080")
-	if !startHAProxy(b, "haproxy", haListen, haBackend, "") {
+	haPID := startHAProxy(b, "haproxy", haListen, haBackend, "")
+	if haPID == 0 {
 		b.Logf("haproxy not found in PATH: skipping the haproxy comparison (apt-get install haproxy)")
 		return paths
 	}
-	paths = append(paths, benchPath{"haproxy", haListen})
+	paths = append(paths, benchPath{"haproxy", haListen, haPID})
 	haSpliceBackend := backend(b, base+"14", port)
 	haSpliceListen := netip.MustParseAddrPort(base + "22:8080")
-	startHAProxy(b, "haproxy-splice", haSpliceListen, haSpliceBackend, "    option splice-auto\n")
-	return append(paths, benchPath{"haproxy-splice", haSpliceListen})
+	haSplicePID := startHAProxy(b, "haproxy-splice", haSpliceListen, haSpliceBackend, "    option splice-auto\n")
+	return append(paths, benchPath{"haproxy-splice", haSpliceListen, haSplicePID})
 }
 
-// measure runs fn over every path rounds times, interleaved, and
-// returns the median per path.
-func measure(b *testing.B, paths []benchPath, rounds int, fn func(netip.AddrPort) (float64, error)) map[string]float64 {
+// measurement is what measure found for each path.
+type measurement struct {
+	// median of the rounds' results
+	median map[string]float64
+	// cpu is the proxy process's CPU time (user and system) over all rounds.
+	cpu map[string]time.Duration
+}
+
+// measure runs fn over every path rounds times, interleaved, and returns
+// the median per path and the CPU time its proxy used.
+func measure(b *testing.B, paths []benchPath, rounds int, fn func(netip.AddrPort) (float64, error)) measurement {
 	b.Helper()
 	runs := map[string][]float64{}
+	m := measurement{median: map[string]float64{}, cpu: map[string]time.Duration{}}
 	for range rounds {
 		for _, p := range paths {
+			before := processCPU(p.pid)
 			v, err := fn(p.addr)
 			if err != nil {
 				b.Fatalf("%s: %v", p.name, err)
 			}
+			m.cpu[p.name] += processCPU(p.pid) - before
 			runs[p.name] = append(runs[p.name], v)
 		}
 	}
-	med := map[string]float64{}
 	for name, vs := range runs {
 		slices.Sort(vs)
-		med[name] = vs[len(vs)/2]
+		m.median[name] = vs[len(vs)/2]
 		b.Logf("%-15s %v", name, vs)
 	}
-	return med
+	return m
 }
 
-func report(b *testing.B, med map[string]float64, unit string) {
+// processCPU is a process's user+system CPU time from /proc (10 ms ticks);
+// 0 for pid 0 or when it cannot be read.
+func processCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name in parentheses; utime and stime are
+	// the 14th and 15th fields of the line, 12th and 13th after ')'.
+	i := strings.LastIndexByte(string(data), ')')
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// report prints the medians, the throughput ratios, and the proxies' CPU
+// time per operation (ops operations per path over all rounds) and its
+// ratio: CPU per operation does not depend on how busy the machine is.
+func report(b *testing.B, m measurement, unit string, ops float64, opUnit string) {
 	b.Helper()
+	med := m.median
 	for _, name := range []string{"direct", "fakecloud", "haproxy", "haproxy-splice"} {
 		if v, ok := med[name]; ok {
 			b.ReportMetric(v, name+"-"+unit)
@@ -296,6 +337,21 @@ func report(b *testing.B, med map[string]float64, unit string) {
 		line += fmt.Sprintf(", %.2f× haproxy with splice-auto", ours/ha)
 	}
 	b.Log(line)
+
+	cpuLine := "proxy CPU per " + opUnit + ":"
+	for _, name := range []string{"fakecloud", "haproxy", "haproxy-splice"} {
+		if c, ok := m.cpu[name]; ok {
+			per := float64(c.Microseconds()) / ops
+			b.ReportMetric(per, name+"-cpu-us/"+opUnit)
+			cpuLine += fmt.Sprintf(" %s %.1f µs", name, per)
+		}
+	}
+	if ha := m.cpu["haproxy"]; ha > 0 {
+		r := float64(m.cpu["fakecloud"]) / float64(ha)
+		b.ReportMetric(r, "fakecloud/haproxy-cpu")
+		cpuLine += fmt.Sprintf(" (fakecloud uses %.2f× haproxy's CPU)", r)
+	}
+	b.Log(cpuLine)
 }
 
 func sinkAt(b *testing.B, ip string, port int) netip.AddrPort {
@@ -320,7 +376,7 @@ func agentAt(protocol string) func(b *testing.B, ip string, port int) netip.Addr
 func BenchmarkTCPBulk(b *testing.B) {
 	paths := benchSetup(b, 1, sinkAt, api.ProtocolTCP)
 	for range b.N {
-		report(b, measure(b, paths, benchRounds, bulk), "Gbit/s")
+		report(b, measure(b, paths, benchRounds, bulk), "Gbit/s", benchRounds*benchBulkBytes>>30, "GiB")
 	}
 }
 
@@ -329,7 +385,7 @@ func BenchmarkTCPBulk(b *testing.B) {
 func BenchmarkTCPConnectionRate(b *testing.B) {
 	paths := benchSetup(b, 2, greetBackend, api.ProtocolTCP)
 	for range b.N {
-		report(b, measure(b, paths, benchConnRounds, connRate), "conn/s")
+		report(b, measure(b, paths, benchConnRounds, connRate), "conn/s", benchConnRounds*benchConns, "conn")
 	}
 }
 
@@ -344,7 +400,7 @@ func BenchmarkUDPPackets(b *testing.B) {
 			lost += l
 			return v, err
 		})
-		report(b, med, "pkt/s")
+		report(b, med, "pkt/s", benchRounds*benchUDPClients*benchUDPPackets, "pkt")
 		b.ReportMetric(float64(lost), "lost-packets")
 	}
 }

@@ -22,12 +22,12 @@ import (
 
 // startHAProxy runs haproxy in the foreground with a TCP frontend on listen
 // forwarding to backend, with extra lines in the backend section. It returns
-// false when haproxy is not installed.
-func startHAProxy(b *testing.B, name string, listen, backend netip.AddrPort, extra string) bool {
+// haproxy's pid, 0 when haproxy is not installed.
+func startHAProxy(b *testing.B, name string, listen, backend netip.AddrPort, extra string) int {
 	b.Helper()
 	bin, err := exec.LookPath("haproxy")
 	if err != nil {
-		return false
+		return 0
 	}
 	cfg := fmt.Sprintf(`global
     maxconn 4000
@@ -60,11 +60,11 @@ backend be
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if c, err := net.Dial("tcp", listen.String()); err == nil {
 			_ = c.Close()
-			return true
+			return cmd.Process.Pid
 		}
 	}
 	b.Fatalf("haproxy (%s) did not start listening on %s", name, listen)
-	return false
+	return 0
 }
 
 // benchServerEnv, when set in the environment, makes the test binary run a
@@ -105,8 +105,8 @@ func runBenchServer(vipRange string) int {
 }
 
 // startCloudProcess runs a fake cloud in a child process (this test binary)
-// and returns its API URL; the child ends with the benchmark.
-func startCloudProcess(b *testing.B, vipRange string) string {
+// and returns its API URL and pid; the child ends with the benchmark.
+func startCloudProcess(b *testing.B, vipRange string) (string, int) {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), benchServerEnv+"="+vipRange)
@@ -137,5 +137,5 @@ func startCloudProcess(b *testing.B, vipRange string) string {
 	if err != nil {
 		b.Fatalf("fake cloud process gave no URL: %v", err)
 	}
-	return strings.TrimSpace(line)
+	return strings.TrimSpace(line), cmd.Process.Pid
 }
