@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/extlb/extlb/providers"
 )
@@ -74,10 +73,14 @@ func (b *Builder) build(ctx context.Context, env providers.Env, client dynamic.I
 	services := env.Informers.Core().V1().Services()
 	namespaces := env.Informers.Core().V1().Namespaces()
 	p = newProvider(ctx, config{
-		pools:          store,
-		services:       services.Lister(),
-		namespaces:     namespaces.Lister(),
-		synced:         []cache.InformerSynced{services.Informer().HasSynced, namespaces.Informer().HasSynced, store.HasSynced},
+		pools:      store,
+		services:   services.Lister(),
+		namespaces: namespaces.Lister(),
+		synced: []namedSync{
+			{"Services", services.Informer().HasSynced},
+			{"Namespaces", namespaces.Informer().HasSynced},
+			{"IPPools", store.HasSynced},
+		},
 		retryInterval:  b.retryInterval,
 		statusInterval: b.statusInterval,
 		syncTimeout:    b.syncTimeout,

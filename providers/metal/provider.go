@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +27,7 @@ type Provider struct {
 	pools      poolStore
 	services   corelisters.ServiceLister
 	namespaces corelisters.NamespaceLister
-	synced     []cache.InformerSynced
+	synced     []namedSync
 	status     *statusWriter
 
 	retryInterval time.Duration
@@ -56,7 +57,7 @@ type config struct {
 	namespaces corelisters.NamespaceLister
 	// synced are the informers to wait for before the first allocation
 	// (Services, Namespaces, IPPools).
-	synced         []cache.InformerSynced
+	synced         []namedSync
 	retryInterval  time.Duration
 	statusInterval time.Duration
 	syncTimeout    time.Duration
@@ -155,8 +156,19 @@ func (p *Provider) ensureReady(ctx context.Context) error {
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, p.syncTimeout)
 	defer cancel()
-	if !cache.WaitForCacheSync(waitCtx.Done(), p.synced...) {
-		return api.NewRetryError("metal provider: waiting for the Service, Namespace and IPPool caches to sync (is the IPPool CRD installed?)", 2*time.Second)
+	funcs := make([]cache.InformerSynced, len(p.synced))
+	for i, s := range p.synced {
+		funcs[i] = s.synced
+	}
+	if !cache.WaitForCacheSync(waitCtx.Done(), funcs...) {
+		var waiting []string
+		for _, s := range p.synced {
+			if !s.synced() {
+				waiting = append(waiting, s.name)
+			}
+		}
+		return api.NewRetryError(fmt.Sprintf("metal provider: the caches of %s have not synced within %s (is the IPPool CRD installed? may the controller list and watch them?)",
+			strings.Join(waiting, ", "), p.syncTimeout), 2*time.Second)
 	}
 	p.reloadPools(ctx)
 	if err := p.restore(ctx); err != nil {
@@ -204,6 +216,12 @@ func (p *Provider) fieldOf(req *serviceRequest, e *pool.Error) string {
 	default:
 		return fieldIPPool
 	}
+}
+
+// namedSync is an informer's HasSynced with a name for messages.
+type namedSync struct {
+	name   string
+	synced cache.InformerSynced
 }
 
 // waitingInputError is an InputError that another object's change may

@@ -405,3 +405,18 @@ func TestBuildRejectsBadFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestUnsyncedCacheAsksForRetryNamingIt(t *testing.T) {
+	never := func() bool { return false }
+	always := func() bool { return true }
+	p := newProvider(t.Context(), config{
+		pools:         &dynamicPoolStore{},
+		synced:        []namedSync{{"Services", always}, {"Namespaces", never}, {"IPPools", always}},
+		retryInterval: time.Second, statusInterval: time.Second, syncTimeout: 50 * time.Millisecond,
+	})
+	_, err := p.EnsureLoadBalancer(t.Context(), "test", newService("web"), nil)
+	var re *api.RetryError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "the caches of Namespaces have not synced within 50ms") {
+		t.Fatalf("Ensure before sync = %v, want a RetryError naming the Namespaces cache", err)
+	}
+}
