@@ -12,6 +12,13 @@ import (
 // removed only after the load balancer is deleted.
 const Finalizer = "extlb.io/load-balancer-cleanup"
 
+// AnnotationServedByClass records, with the finalizer, which class the
+// Service was served under. Several extlb controllers (one per class) share
+// the finalizer name; a controller cleans up only the Services it served,
+// also after a type change has cleared spec.loadBalancerClass. It is written
+// in the same patch as the finalizer, so it costs no extra write.
+const AnnotationServedByClass = "extlb.io/served-by-class"
+
 // Config is the controller's configuration; the command fills it from flags.
 type Config struct {
 	// ClusterName is passed to every provider call.

@@ -66,8 +66,18 @@ func withProtocol(i int, p v1.Protocol) serviceTweak {
 	return func(s *v1.Service) { s.Spec.Ports[i].Protocol = p }
 }
 
+// withFinalizer marks the Service as served by the test controller's class.
 func withFinalizer() serviceTweak {
-	return func(s *v1.Service) { s.Finalizers = append(s.Finalizers, Finalizer) }
+	return withFinalizerOf(testClass)
+}
+
+// withFinalizerOf marks the Service as served by an extlb controller of
+// class.
+func withFinalizerOf(class string) serviceTweak {
+	return func(s *v1.Service) {
+		s.Finalizers = append(s.Finalizers, Finalizer)
+		withAnnotation(AnnotationServedByClass, class)(s)
+	}
 }
 
 func withDeletion() serviceTweak {

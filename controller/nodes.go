@@ -101,7 +101,7 @@ func serviceFingerprint(svc *v1.Service) uint64 {
 		UID         string
 		Annotations map[string]string
 		Spec        v1.ServiceSpec
-	}{string(svc.UID), svc.Annotations, svc.Spec}
+	}{string(svc.UID), withoutOwnAnnotation(svc.Annotations), svc.Spec}
 	// ClusterIPs are irrelevant to external load balancers and are
 	// allocated by the API server; leave them out.
 	relevant.Spec.ClusterIP, relevant.Spec.ClusterIPs = "", nil
@@ -114,4 +114,22 @@ func serviceFingerprint(svc *v1.Service) uint64 {
 	h := fnv.New64a()
 	_, _ = h.Write(b)
 	return h.Sum64()
+}
+
+// withoutOwnAnnotation leaves out the annotation the controller writes
+// itself, so that writing it does not count as a change of the Service.
+func withoutOwnAnnotation(a map[string]string) map[string]string {
+	if _, ok := a[AnnotationServedByClass]; !ok {
+		return a
+	}
+	if len(a) == 1 {
+		return nil // as for a Service without annotations
+	}
+	out := make(map[string]string, len(a)-1)
+	for k, v := range a {
+		if k != AnnotationServedByClass {
+			out[k] = v
+		}
+	}
+	return out
 }

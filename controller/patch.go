@@ -17,19 +17,46 @@ func hasFinalizer(svc *v1.Service) bool {
 	return slices.Contains(svc.Finalizers, Finalizer)
 }
 
-// addFinalizer adds our finalizer with a strategic-merge patch, which merges
-// into the list and so never drops another controller's finalizer.
+// ownedBy reports whether this controller put its finalizer on svc: the
+// finalizer is there and the served-by annotation names our class. When
+// someone removed the annotation, the finalizer counts as ours unless the
+// Service is a LoadBalancer of a class we do not serve (so another extlb
+// controller's): a Service must never be left stuck with our finalizer.
+func (c *Controller) ownedBy(svc *v1.Service) bool {
+	if !hasFinalizer(svc) {
+		return false
+	}
+	if class, ok := svc.Annotations[AnnotationServedByClass]; ok {
+		return class == c.cfg.LoadBalancerClass
+	}
+	return c.serves(svc) || svc.Spec.Type != v1.ServiceTypeLoadBalancer
+}
+
+// markedOurs reports whether svc carries our finalizer and annotation.
+func (c *Controller) markedOurs(svc *v1.Service) bool {
+	return hasFinalizer(svc) && svc.Annotations[AnnotationServedByClass] == c.cfg.LoadBalancerClass
+}
+
+// addFinalizer adds our finalizer, and the class we serve the Service
+// under, with a strategic-merge patch, which merges into the list and so
+// never drops another controller's finalizer.
 func (c *Controller) addFinalizer(ctx context.Context, svc *v1.Service) (*v1.Service, error) {
 	patch, _ := json.Marshal(map[string]any{
-		"metadata": map[string]any{"finalizers": []string{Finalizer}},
+		"metadata": map[string]any{
+			"finalizers":  []string{Finalizer},
+			"annotations": map[string]string{AnnotationServedByClass: c.cfg.LoadBalancerClass},
+		},
 	})
 	return c.patchService(ctx, svc, patch, "")
 }
 
-// removeFinalizer removes only our finalizer.
+// removeFinalizer removes only our finalizer and our annotation.
 func (c *Controller) removeFinalizer(ctx context.Context, svc *v1.Service) error {
 	patch, _ := json.Marshal(map[string]any{
-		"metadata": map[string]any{"$deleteFromPrimitiveList/finalizers": []string{Finalizer}},
+		"metadata": map[string]any{
+			"$deleteFromPrimitiveList/finalizers": []string{Finalizer},
+			"annotations":                         map[string]any{AnnotationServedByClass: nil},
+		},
 	})
 	_, err := c.patchService(ctx, svc, patch, "")
 	return err

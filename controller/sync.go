@@ -68,7 +68,7 @@ func (c *Controller) ensure(ctx context.Context, key string, svc *v1.Service) er
 			return c.updateNodes(ctx, key, svc, prev, nodes)
 		}
 	}
-	if !hasFinalizer(svc) {
+	if !c.markedOurs(svc) {
 		// The finalizer goes on before anything exists in the cloud, so a
 		// deleted Service can never leave a load balancer behind.
 		ownWrites = append(ownWrites, svc.ResourceVersion)
@@ -133,8 +133,8 @@ func (c *Controller) updateNodes(ctx context.Context, key string, svc *v1.Servic
 // from us (deleted, type or class changed), clears the status we wrote and
 // removes our finalizer, in that order.
 func (c *Controller) cleanup(ctx context.Context, key string, svc *v1.Service) error {
-	if !hasFinalizer(svc) && !c.applied.has(key) {
-		return nil
+	if !c.ownedBy(svc) && !c.applied.has(key) {
+		return nil // not ours (another extlb controller may own it)
 	}
 	logger := klog.FromContext(ctx)
 	logger.V(2).Info("Deleting load balancer", "type", svc.Spec.Type, "deleting", svc.DeletionTimestamp != nil)
@@ -152,7 +152,7 @@ func (c *Controller) cleanup(ctx context.Context, key string, svc *v1.Service) e
 			return err
 		}
 	}
-	if hasFinalizer(svc) {
+	if c.ownedBy(svc) {
 		if err := c.removeFinalizer(ctx, svc); err != nil {
 			return err
 		}

@@ -328,3 +328,55 @@ func TestSlowEnsureRecordsEnsuringEvent(t *testing.T) {
 		})
 	}
 }
+
+func TestServicesOfAnotherExtlbControllerAreLeftAlone(t *testing.T) {
+	for _, tc := range []struct {
+		desc string
+		svc  *v1.Service
+	}{
+		{desc: "LoadBalancer of another class, served by another extlb", svc: newService("web", withClass("extlb.io/other"), withFinalizerOf("extlb.io/other"), withIngress("198.51.100.7"))},
+		{desc: "turned ClusterIP, served by another extlb", svc: newService("web", withType(v1.ServiceTypeClusterIP), withFinalizerOf("extlb.io/other"), withIngress("198.51.100.7"))},
+		{desc: "being deleted, served by another extlb", svc: newService("web", withClass("extlb.io/other"), withFinalizerOf("extlb.io/other"), withDeletion())},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			f := newFixture(t, []runtime.Object{tc.svc, newNode("n1")})
+			if err := f.sync("web"); err != nil {
+				t.Fatalf("sync: %v", err)
+			}
+			if n := f.provider.CountCalls(""); n != 0 {
+				t.Errorf("provider calls = %d, want 0", n)
+			}
+			if w := f.writes(); len(w) != 0 {
+				t.Errorf("writes = %v, want none: the other controller owns this Service", w)
+			}
+		})
+	}
+}
+
+func TestFinalizerRecordsTheServingClass(t *testing.T) {
+	f := newFixture(t, []runtime.Object{newService("web"), newNode("n1")})
+	if err := f.sync("web"); err != nil {
+		t.Fatal(err)
+	}
+	svc := f.service("web")
+	if got := svc.Annotations[AnnotationServedByClass]; got != testClass {
+		t.Errorf("%s = %q, want %q", AnnotationServedByClass, got, testClass)
+	}
+	f.provider.ResetCalls()
+	if err := f.sync("web"); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.provider.CountCalls(""); n != 0 {
+		t.Errorf("our own annotation counted as a change: %d provider calls", n)
+	}
+	withType(v1.ServiceTypeClusterIP)(svc)
+	if _, err := f.client.CoreV1().Services("default").Update(f.ctx, svc, metaUpdate()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sync("web"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.service("web").Annotations[AnnotationServedByClass]; ok || hasFinalizer(f.service("web")) {
+		t.Error("cleanup left our annotation or finalizer behind")
+	}
+}

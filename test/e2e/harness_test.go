@@ -339,3 +339,5 @@ func kustomizations(t testing.TB) []string {
 	}
 	return dirs
 }
+
+var metaGet = metav1.GetOptions{}

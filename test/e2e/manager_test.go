@@ -1,0 +1,142 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/extlb/extlb/controller/manager"
+	memprovider "github.com/extlb/extlb/fake/memory"
+)
+
+// TestLeaderElection runs two controllers against one API server: only the
+// leader acts; when it stops, the other takes over within the lease
+// duration.
+func TestLeaderElection(t *testing.T) {
+	c := controlPlane.Get(t)
+	admin := c.AdminClient()
+	ns := c.NewNamespace(t)
+	class := uniqueClass(t)
+	cfg := installController(t, c)
+	const lease = 3 * time.Second
+	elect := func(id string) controllerOption {
+		return func(o *manager.Options) {
+			o.LeaderElection = manager.LeaderElection{
+				Enabled: true, Namespace: "extlb-system", Name: "e2e-leader-" + ns, Identity: id,
+				LeaseDuration: lease, RenewDeadline: 2 * time.Second, RetryPeriod: 250 * time.Millisecond,
+			}
+		}
+	}
+	memA, memB := memprovider.New(), memprovider.New()
+	a := startController(t, cfg, memA, class, elect("a"))
+	// Let a win before b starts, so that the test knows the leader.
+	eventually(t, 10*time.Second, "a leads", func(ctx context.Context) (bool, string) {
+		l, err := admin.CoordinationV1().Leases("extlb-system").Get(ctx, "e2e-leader-"+ns, metaGet)
+		if err != nil {
+			return false, err.Error()
+		}
+		return l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity == "a", "holder not a"
+	})
+	startController(t, cfg, memB, class, elect("b"))
+
+	createService(t, admin, newService(ns, "first", class))
+	eventually(t, 20*time.Second, "the leader serves", func(context.Context) (bool, string) {
+		_, ok := lbFor(memA, ns, "first")
+		return ok, "leader a has no load balancer"
+	})
+	time.Sleep(time.Second)
+	if n := memB.CountCalls(""); n != 0 {
+		t.Fatalf("the standby called its provider %d times", n)
+	}
+
+	stopped := time.Now()
+	if err := a.stop(); err != nil {
+		t.Logf("leader stopped: %v", err)
+	}
+	createService(t, admin, newService(ns, "second", class))
+	eventually(t, lease+10*time.Second, "the standby takes over", func(context.Context) (bool, string) {
+		_, ok := lbFor(memB, ns, "second")
+		return ok, "b has not served the new Service"
+	})
+	took := time.Since(stopped)
+	t.Logf("take-over after the leader stopped: %s (lease %s)", took.Round(10*time.Millisecond), lease)
+	if took > lease+2*time.Second {
+		t.Errorf("take-over took %s, more than the lease duration %s (+2s for the sync)", took, lease)
+	}
+}
+
+// TestMetricsAndHealthEndpoints checks /metrics, /healthz and /readyz of a
+// running controller.
+func TestMetricsAndHealthEndpoints(t *testing.T) {
+	c := controlPlane.Get(t)
+	admin := c.AdminClient()
+	ns := c.NewNamespace(t)
+	class := uniqueClass(t)
+	addr := freeAddr(t)
+	mem := memprovider.New()
+	startController(t, installController(t, c), mem, class, func(o *manager.Options) { o.MetricsAddr = addr })
+	createService(t, admin, newService(ns, "web", class))
+	eventually(t, 20*time.Second, "served", func(context.Context) (bool, string) {
+		_, ok := lbFor(mem, ns, "web")
+		return ok, "no load balancer"
+	})
+	for _, path := range []string{"/healthz", "/readyz"} {
+		eventually(t, 10*time.Second, path, func(context.Context) (bool, string) {
+			code, body := httpGet(t, "http://"+addr+path)
+			return code == 200, fmt.Sprintf("%d %s", code, body)
+		})
+	}
+	want := []string{
+		`extlb_reconciles_total{result="success"}`,
+		`extlb_reconcile_duration_seconds_bucket{result="success"`,
+		`extlb_provider_calls_total{operation="ensure",result="success"} 1`,
+		`extlb_provider_call_duration_seconds_count{operation="ensure",result="success"} 1`,
+		`extlb_api_writes_total{result="success",subresource="status",verb="patch"} 1`,
+		`extlb_workqueue_depth{name="extlb_services"}`,
+		`extlb_workqueue_adds_total{name="extlb_services"}`,
+		`extlb_node_set_size`,
+		`extlb_services_handled 1`,
+		`go_goroutines`,
+	}
+	eventually(t, 10*time.Second, "metrics", func(context.Context) (bool, string) {
+		_, body := httpGet(t, "http://"+addr+"/metrics")
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				var ours []string
+				for _, l := range strings.Split(body, "\n") {
+					if strings.HasPrefix(l, "extlb_") && !strings.Contains(l, "_bucket") {
+						ours = append(ours, l)
+					}
+				}
+				return false, "missing " + w + " in:\n" + strings.Join(ours, "\n")
+			}
+		}
+		return true, ""
+	})
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
