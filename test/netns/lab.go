@@ -21,6 +21,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -253,11 +254,38 @@ func (l *Lab) Attach(h *Host, s *Segment, n int) Link {
 	if err := h.handle.LinkSetUp(link); err != nil {
 		t.Fatalf("attach %s to %s: set %s up: %v", h.Name, s.Name, ifName, err)
 	}
+	// The bridge forwards through a port only once the kernel's link watcher
+	// has seen its carrier, which can take up to a second; frames sent
+	// before are lost.
+	if err := waitOperUp(l.bridge.handle, port); err != nil {
+		t.Fatalf("attach %s to %s: %v", h.Name, s.Name, err)
+	}
+	if err := waitOperUp(h.handle, ifName); err != nil {
+		t.Fatalf("attach %s to %s: %v", h.Name, s.Name, err)
+	}
 	l2 := Link{Name: ifName, Index: link.Attrs().Index, MAC: mac, IPv4: v4, IPv6: v6, Segment: s}
 	h.mu.Lock()
 	h.links = append(h.links, l2)
 	h.mu.Unlock()
 	return l2
+}
+
+// waitOperUp polls until the link's operational state is up (5 s at most).
+func waitOperUp(handle *netlink.Handle, name string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		link, err := handle.LinkByName(name)
+		if err != nil {
+			return fmt.Errorf("find %s: %w", name, err)
+		}
+		if link.Attrs().OperState == netlink.OperUp {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s is %s after 5s, want up", name, link.Attrs().OperState)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // nthAddr returns base+n; n is small, so only the last byte changes.
