@@ -41,7 +41,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: false,
 		Version:       version,
 	}
-	root.AddCommand(newControllerCommand(defaultRegistry()))
+	root.AddCommand(newControllerCommand(defaultRegistry()), newSpeakerCommand())
 	for _, c := range extraCommands() {
 		root.AddCommand(c)
 	}
