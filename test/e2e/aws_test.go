@@ -156,9 +156,8 @@ func TestAWSProviderEndToEnd(t *testing.T) {
 	if hits := fake.FaultHits(); hits != 6 {
 		t.Errorf("fault hits = %d, want all 6 injected faults hit", hits)
 	}
-	if e.countEvents("flaky", "Warning SyncLoadBalancerFailed") == 0 {
-		t.Errorf("no SyncLoadBalancerFailed Event for the Ensure that ran out of attempts: %v", events(t.Context(), e.admin, e.ns, "flaky"))
-	}
+	e.waitEvent("flaky", "Warning SyncLoadBalancerFailed: Error syncing load balancer: ", 5*time.Second,
+		"CreateListener, exceeded maximum number of attempts, 3", "InternalFailure")
 	fake.ClearFaults()
 	if n := len(awsOwned(fake, e, "flaky").loadBalancers); n != 1 {
 		t.Errorf("load balancers for the faulted Service = %d, want 1", n)

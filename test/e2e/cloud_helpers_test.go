@@ -117,12 +117,23 @@ func (e *cloudE2E) get(name string) *v1.Service {
 }
 
 // waitEvent waits for an Event on the Service that starts with prefix
-// ("Warning SyncLoadBalancerFailed: ...").
-func (e *cloudE2E) waitEvent(name, prefix string, timeout time.Duration) {
+// ("Warning SyncLoadBalancerFailed: ...") and contains every one of
+// substrings.
+func (e *cloudE2E) waitEvent(name, prefix string, timeout time.Duration, substrings ...string) {
 	e.t.Helper()
-	eventually(e.t, timeout, fmt.Sprintf("event %q on %s", prefix, name), func(ctx context.Context) (bool, string) {
+	eventually(e.t, timeout, fmt.Sprintf("event %q %q on %s", prefix, substrings, name), func(ctx context.Context) (bool, string) {
 		evs := events(ctx, e.admin, e.ns, name)
-		return hasEvent(evs, prefix), fmt.Sprint(evs)
+		return slices.ContainsFunc(evs, func(ev string) bool {
+			if !strings.HasPrefix(ev, prefix) {
+				return false
+			}
+			for _, s := range substrings {
+				if !strings.Contains(ev, s) {
+					return false
+				}
+			}
+			return true
+		}), fmt.Sprint(evs)
 	})
 }
 
@@ -142,17 +153,6 @@ func (e *cloudE2E) waitMatch(timeout time.Duration, what, name string, mismatch 
 		last = mismatch(svc)
 		return last == "", last
 	})
-}
-
-// countEvents returns how many Events of the Service start with prefix.
-func (e *cloudE2E) countEvents(name, prefix string) int {
-	n := 0
-	for _, ev := range events(e.t.Context(), e.admin, e.ns, name) {
-		if strings.HasPrefix(ev, prefix) {
-			n++
-		}
-	}
-	return n
 }
 
 // deleteService deletes the Service and waits until the API server no
