@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,7 +237,7 @@ func TestUDPFlowsPerClientAndIdleTimeout(t *testing.T) {
 	b := newTestBalancer(t, "127.202.30.4", api.LoadBalancerSpec{
 		Ports:    []api.Port{{Protocol: api.ProtocolUDP, Port: 9053, BackendPort: int(port)}},
 		Backends: []api.Backend{{Name: "n", Address: "127.201.30.5"}},
-	}, Options{UDPIdleTimeout: 300 * time.Millisecond})
+	}, Options{UDPIdleTimeout: time.Second})
 
 	ask := func(c *net.UDPConn, msg string) string {
 		t.Helper()
@@ -373,5 +374,67 @@ func TestPolicyAllows(t *testing.T) {
 				t.Errorf("allows(%s) = %v, want %v", tc.client, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	backend := sinkServer(t, "127.201.30.6:0")
+	udpBackend, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.201.30.6:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udpBackend.Close()
+	before := runtime.NumGoroutine()
+
+	b, err := New(context.Background(), "test", netip.MustParseAddr("127.202.30.5"), api.LoadBalancerSpec{
+		Ports: []api.Port{
+			{Protocol: api.ProtocolTCP, Port: 9000, BackendPort: int(backend.Port())},
+			{Protocol: api.ProtocolUDP, Port: 9000, BackendPort: int(netip.MustParseAddrPort(udpBackend.LocalAddr().String()).Port())},
+		},
+		Backends:    []api.Backend{{Name: "n", Address: "127.201.30.6"}},
+		HealthCheck: &api.HealthCheck{Type: api.HealthCheckTCP, Port: int(backend.Port()), IntervalMillis: 20},
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !b.Backends()[0].Healthy && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	tc, err := net.Dial("tcp", "127.202.30.5:9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	if _, err := tc.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	uc, err := net.Dial("udp", "127.202.30.5:9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	if _, err := uc.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for b.udpFlows() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if runtime.NumGoroutine() <= before {
+		t.Fatalf("balancer started no goroutines? %d before, %d now", before, runtime.NumGoroutine())
+	}
+
+	start := time.Now()
+	b.Close()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close took %v: it waited for flows or connections to end by themselves", d)
+	}
+	// The sink's own goroutine for the closed connection ends too.
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }
