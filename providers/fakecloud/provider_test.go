@@ -426,3 +426,44 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+func TestConnectionErrorsAreRetried(t *testing.T) {
+	// Take a free port, then start the fake cloud on it only after the
+	// provider's first attempts were refused.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	p := buildProvider(t, context.Background(), "--fake-endpoint=http://"+addr, "--fake-retry-wait-min=50ms", "--fake-retry-wait-max=200ms")
+
+	started := make(chan struct{})
+	time.AfterFunc(400*time.Millisecond, func() {
+		defer close(started)
+		cfg := cloud.DefaultConfig()
+		cfg.Listen = addr
+		cfg.VIPRange = "127.202.28.0/24"
+		s, err := cloud.New(cfg)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := s.Start(context.Background()); err != nil {
+			t.Error(err)
+			return
+		}
+		t.Cleanup(func() { _ = s.Close() })
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	st, err := p.EnsureLoadBalancer(ctx, "test", webService(), nil)
+	<-started
+	if err != nil {
+		t.Fatalf("Ensure while the API came up: %v", err)
+	}
+	if time.Since(start) < 400*time.Millisecond || len(st.Ingress) != 1 {
+		t.Errorf("succeeded after %v with %+v: the first attempts cannot have reached the API", time.Since(start), st)
+	}
+}
