@@ -438,3 +438,51 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		t.Errorf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+func TestNarrowedSourceRangesApplyToExistingUDPFlows(t *testing.T) {
+	backend, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.201.30.7:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, src, err := backend.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			_, _ = backend.WriteToUDPAddrPort(buf[:n], src)
+		}
+	}()
+	spec := api.LoadBalancerSpec{
+		Ports:        []api.Port{{Protocol: api.ProtocolUDP, Port: 9053, BackendPort: int(netip.MustParseAddrPort(backend.LocalAddr().String()).Port())}},
+		Backends:     []api.Backend{{Name: "n", Address: "127.201.30.7"}},
+		SourceRanges: []string{"127.203.30.0/24"},
+	}
+	b := newTestBalancer(t, "127.202.30.6", spec, Options{})
+	c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.203.30.1:0")), net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.202.30.6:9053")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ask := func(wait time.Duration) error {
+		if _, err := c.Write([]byte("ping")); err != nil {
+			return err
+		}
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+		buf := make([]byte, 16)
+		_, err := c.Read(buf)
+		return err
+	}
+	if err := ask(2 * time.Second); err != nil {
+		t.Fatalf("allowed client: %v", err)
+	}
+	spec.SourceRanges = []string{"127.203.31.0/24"}
+	if err := b.Update(spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := ask(300 * time.Millisecond); err == nil {
+		t.Errorf("a flow opened before the source ranges were narrowed still gets replies")
+	}
+}

@@ -26,8 +26,9 @@ type udpListener struct {
 	port        int
 	backendPort atomic.Int32
 
-	mu    sync.Mutex
-	flows map[netip.AddrPort]*udpFlow
+	mu     sync.Mutex
+	flows  map[netip.AddrPort]*udpFlow
+	closed bool
 }
 
 type udpFlow struct {
@@ -44,6 +45,7 @@ func (l *udpListener) setBackendPort(p int) { l.backendPort.Store(int32(p)) }
 func (l *udpListener) close() error {
 	err := l.conn.Close()
 	l.mu.Lock()
+	l.closed = true
 	for _, f := range l.flows {
 		f.closed.Store(true)
 		_ = f.upstream.Close()
@@ -81,20 +83,22 @@ func (l *udpListener) serve(ctx context.Context) {
 // dropped.
 func (l *udpListener) flowFor(ctx context.Context, src netip.AddrPort) *udpFlow {
 	b := l.b
+	pol := b.policy.Load()
+	// Every packet is checked: source ranges narrowed by an update apply to
+	// existing flows too.
+	if !pol.allows(src.Addr()) {
+		b.count(udpRefusedSource)
+		return nil
+	}
 	l.mu.Lock()
 	f := l.flows[src]
 	l.mu.Unlock()
-	pol := b.policy.Load()
 	if f != nil && f.target.usable() && !f.closed.Load() {
 		b.picker.touch(src.Addr(), pol.affinity)
 		return f
 	}
 	if f != nil {
 		l.endFlow(f)
-	}
-	if !pol.allows(src.Addr()) {
-		b.count(udpRefusedSource)
-		return nil
 	}
 	t := b.picker.pick(src.Addr(), pol.affinity, nil)
 	if t == nil {
@@ -110,6 +114,12 @@ func (l *udpListener) flowFor(ctx context.Context, src netip.AddrPort) *udpFlow 
 	f = &udpFlow{client: src, target: t, upstream: up}
 	f.lastSeen.Store(time.Now().UnixNano())
 	l.mu.Lock()
+	if l.closed {
+		// The port was removed or the balancer closed meanwhile.
+		l.mu.Unlock()
+		_ = up.Close()
+		return nil
+	}
 	l.flows[src] = f
 	l.mu.Unlock()
 	b.count(udpForwarded)
