@@ -41,8 +41,11 @@ const SessionAffinityClientIP = "ClientIP"
 // LoadBalancer is the object the API creates, reads and lists. Clients send
 // only Spec (Name comes from the path); the server fills Name and Status.
 type LoadBalancer struct {
-	Name   string             `json:"name,omitempty"`
-	Spec   LoadBalancerSpec   `json:"spec"`
+	// Name is a DNS label, unique in the fake cloud.
+	Name string `json:"name,omitempty"`
+	// Spec is what the client asked for.
+	Spec LoadBalancerSpec `json:"spec"`
+	// Status is what the fake cloud made of it.
 	Status LoadBalancerStatus `json:"status,omitzero"`
 }
 
@@ -125,12 +128,15 @@ type LoadBalancerStatus struct {
 
 // BackendStatus is the health of one backend.
 type BackendStatus struct {
-	Name    string `json:"name"`
-	Healthy bool   `json:"healthy"`
+	// Name is the backend's name from the spec.
+	Name string `json:"name"`
+	// Healthy is true when the backend receives new traffic.
+	Healthy bool `json:"healthy"`
 }
 
 // ListResponse is the body of GET /v1/loadbalancers.
 type ListResponse struct {
+	// Items are sorted by name.
 	Items []LoadBalancer `json:"items"`
 }
 
@@ -167,7 +173,11 @@ type Faults struct {
 // StartAfterMillis counts from the moment of the request; the server answers
 // with Start filled in.
 type Outage struct {
-	StartAfterMillis int       `json:"startAfterMillis,omitempty"`
-	DurationMillis   int       `json:"durationMillis"`
-	Start            time.Time `json:"start,omitzero"`
+	// StartAfterMillis delays the window's start (from the request, or from
+	// the server's start for flags).
+	StartAfterMillis int `json:"startAfterMillis,omitempty"`
+	// DurationMillis is the window's length.
+	DurationMillis int `json:"durationMillis"`
+	// Start is the absolute start; the server fills it in.
+	Start time.Time `json:"start,omitzero"`
 }
