@@ -157,7 +157,7 @@ func (e *cloudE2E) waitMatch(timeout time.Duration, what, name string, mismatch 
 
 // deleteService deletes the Service and waits until the API server no
 // longer has it, which happens only once the controller removed its
-// finalizer.
+// finalizer, and for the DeletedLoadBalancer Event.
 func (e *cloudE2E) deleteService(name string, timeout time.Duration) {
 	e.t.Helper()
 	if err := e.admin.CoreV1().Services(e.ns).Delete(e.t.Context(), name, metav1.DeleteOptions{}); err != nil {
@@ -173,6 +173,7 @@ func (e *cloudE2E) deleteService(name string, timeout time.Duration) {
 		}
 		return false, fmt.Sprintf("still there with finalizers %v, deletion at %v", svc.Finalizers, svc.DeletionTimestamp)
 	})
+	e.waitEvent(name, "Normal DeletedLoadBalancer", 10*time.Second)
 }
 
 // sortedCopy returns a sorted copy of s.
