@@ -48,7 +48,7 @@ fmt-check:
 # The whole suite, verbose into $(OUT)/test.log; the summary (and the check
 # that tests needing root or the control plane really ran) is printed at
 # the end.
-test: deps controlplane vet fmt-check build
+test: deps controlplane vet fmt-check
 	@mkdir -p $(OUT)
 	@EXTLB_REQUIRE_CONTROLPLANE=1 $(GO) test $(TEST_FLAGS) -v ./... 2>&1 | tee $(OUT)/test.log | grep -E '^(ok|FAIL|panic:)|^\s*--- FAIL' || true; \
 	  bash .ci/summarize.sh $(OUT)/test.log; rc=$$?; \
