@@ -162,6 +162,13 @@ func (c *Controller) handleErr(ctx context.Context, key string, err error) {
 		c.queue.AddAfter(key, d)
 		return
 	}
+	if _, ok := providers.IsInputError(err); ok {
+		// The Service cannot be served as written: retrying cannot help.
+		// Its next change (or a controller restart) syncs it again.
+		logger.Info("Service cannot be served until it changes; not retrying", "service", key, "reason", err.Error())
+		c.queue.Forget(key)
+		return
+	}
 	logger.Error(err, "Failed to sync service; will retry", "service", key, "retries", c.queue.NumRequeues(key))
 	c.queue.AddRateLimited(key)
 }

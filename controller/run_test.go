@@ -177,3 +177,19 @@ func TestOrdinaryErrorBacksOffPerService(t *testing.T) {
 		t.Errorf("events = %v, want SyncLoadBalancerFailed with the provider's error", ev)
 	}
 }
+
+func TestInputErrorWaitsForTheServiceToChange(t *testing.T) {
+	f := newFixture(t, []runtime.Object{newService("web", withPorts(tcpPort(80, 30080), tcpPort(81, 30081)), withProtocol(1, "SCTP")), newNode("n1")})
+	f.ctrl.queue.Add("default/web")
+	f.ctrl.processNextItem(f.ctx)
+	if n := f.ctrl.queue.NumRequeues("default/web"); n != 0 {
+		t.Errorf("requeues after an input error = %d, want 0", n)
+	}
+	time.Sleep(3 * f.ctrl.cfg.MaxRetryDelay)
+	if l := f.ctrl.queue.Len(); l != 0 {
+		t.Errorf("queue length = %d, want 0: an input error must not be retried until the Service changes", l)
+	}
+	if ev := f.events(); len(ev) != 1 {
+		t.Errorf("events = %v, want exactly one SyncLoadBalancerFailed", ev)
+	}
+}

@@ -21,12 +21,9 @@ import (
 // annotation changes, a type change away from LoadBalancer and back, and
 // deletion, checking the provider, the finalizer, the status and the Events.
 func TestServiceLifecycle(t *testing.T) {
-	c := controlPlane.Get(t)
-	admin := c.AdminClient()
-	ns := c.NewNamespace(t)
-	class := uniqueClass(t)
-	mem := memprovider.New()
-	startController(t, installController(t, c), mem, class)
+	e := setUp(t, controlPlane.Get(t))
+	admin, ns, class, mem := e.admin, e.ns, e.class, e.mem
+	e.start(t)
 
 	createService(t, admin, newService(ns, "web", class))
 	eventually(t, 20*time.Second, "load balancer created", func(ctx context.Context) (bool, string) {
@@ -99,12 +96,9 @@ func TestServiceLifecycle(t *testing.T) {
 // Services without a class when the controller is not the default, get no
 // finalizer, no status and no load balancer.
 func TestOtherClassesAreUntouched(t *testing.T) {
-	c := controlPlane.Get(t)
-	admin := c.AdminClient()
-	ns := c.NewNamespace(t)
-	class := uniqueClass(t)
-	mem := memprovider.New()
-	startController(t, installController(t, c), mem, class)
+	e := setUp(t, controlPlane.Get(t))
+	admin, ns, class, mem := e.admin, e.ns, e.class, e.mem
+	e.start(t)
 
 	createService(t, admin, newService(ns, "other", "example.com/someone-else"))
 	noClass := newService(ns, "noclass", "")
@@ -134,13 +128,10 @@ func TestOtherClassesAreUntouched(t *testing.T) {
 // Service gets SyncLoadBalancerFailed Events, retries back off, and it
 // converges once the provider recovers.
 func TestProviderFailureBacksOffAndRecovers(t *testing.T) {
-	c := controlPlane.Get(t)
-	admin := c.AdminClient()
-	ns := c.NewNamespace(t)
-	class := uniqueClass(t)
-	mem := memprovider.New()
+	e := setUp(t, controlPlane.Get(t))
+	admin, ns, class, mem := e.admin, e.ns, e.class, e.mem
 	mem.FailWith(memprovider.OpEnsure, errors.New("injected: cloud API unavailable"), 3)
-	startController(t, installController(t, c), mem, class)
+	e.start(t)
 
 	createService(t, admin, newService(ns, "web", class))
 	eventually(t, 30*time.Second, "converges after three failures", func(ctx context.Context) (bool, string) {
@@ -175,12 +166,9 @@ func TestProviderFailureBacksOffAndRecovers(t *testing.T) {
 // cannot serve (SCTP, which the API server accepts): the controller records
 // the field, nothing is created, and the Service can still be deleted.
 func TestBadInputGetsAnEventNamingTheField(t *testing.T) {
-	c := controlPlane.Get(t)
-	admin := c.AdminClient()
-	ns := c.NewNamespace(t)
-	class := uniqueClass(t)
-	mem := memprovider.New()
-	startController(t, installController(t, c), mem, class)
+	e := setUp(t, controlPlane.Get(t))
+	admin, ns, class, mem := e.admin, e.ns, e.class, e.mem
+	e.start(t)
 
 	createService(t, admin, newService(ns, "bad", class, func(s *v1.Service) {
 		s.Spec.Ports = append(s.Spec.Ports, v1.ServicePort{Name: "sig", Port: 3868, Protocol: v1.ProtocolSCTP})
@@ -206,12 +194,8 @@ func TestBadInputGetsAnEventNamingTheField(t *testing.T) {
 // converges with exactly one load balancer, and deleting the Service leaves
 // none behind.
 func TestRestartMidReconcile(t *testing.T) {
-	c := controlPlane.Get(t)
-	admin := c.AdminClient()
-	ns := c.NewNamespace(t)
-	class := uniqueClass(t)
-	cfg := installController(t, c)
-	mem := memprovider.New()
+	e := setUp(t, controlPlane.Get(t))
+	admin, ns, class, cfg, mem := e.admin, e.ns, e.class, e.cfg, e.mem
 	dying := &dieAfterEnsure{Provider: mem, created: make(chan struct{})}
 	first := startController(t, cfg, dying, class)
 

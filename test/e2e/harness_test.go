@@ -341,3 +341,33 @@ func kustomizations(t testing.TB) []string {
 }
 
 var metaGet = metav1.GetOptions{}
+
+// testEnv is what most e2e tests start from: a namespace and a class of
+// their own on a control plane, the controller's ServiceAccount identity,
+// and an in-memory provider.
+type testEnv struct {
+	c     *cluster.Cluster
+	admin kubernetes.Interface
+	ns    string
+	class string
+	cfg   *rest.Config // the controller's ServiceAccount
+	mem   *memprovider.Provider
+}
+
+func setUp(t testing.TB, c *cluster.Cluster) *testEnv {
+	t.Helper()
+	return &testEnv{
+		c:     c,
+		admin: c.AdminClient(),
+		ns:    c.NewNamespace(t),
+		class: uniqueClass(t),
+		cfg:   installController(t, c),
+		mem:   memprovider.New(),
+	}
+}
+
+// start runs the controller with the env's provider, class and identity.
+func (e *testEnv) start(t testing.TB, opts ...controllerOption) *runningController {
+	t.Helper()
+	return startController(t, e.cfg, e.mem, e.class, opts...)
+}

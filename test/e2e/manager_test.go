@@ -18,11 +18,8 @@ import (
 // leader acts; when it stops, the other takes over within the lease
 // duration.
 func TestLeaderElection(t *testing.T) {
-	c := controlPlane.Get(t)
-	admin := c.AdminClient()
-	ns := c.NewNamespace(t)
-	class := uniqueClass(t)
-	cfg := installController(t, c)
+	e := setUp(t, controlPlane.Get(t))
+	admin, ns, class, cfg := e.admin, e.ns, e.class, e.cfg
 	const lease = 3 * time.Second
 	elect := func(id string) controllerOption {
 		return func(o *manager.Options) {
@@ -73,13 +70,10 @@ func TestLeaderElection(t *testing.T) {
 // TestMetricsAndHealthEndpoints checks /metrics, /healthz and /readyz of a
 // running controller.
 func TestMetricsAndHealthEndpoints(t *testing.T) {
-	c := controlPlane.Get(t)
-	admin := c.AdminClient()
-	ns := c.NewNamespace(t)
-	class := uniqueClass(t)
+	e := setUp(t, controlPlane.Get(t))
+	admin, ns, class, mem := e.admin, e.ns, e.class, e.mem
 	addr := freeAddr(t)
-	mem := memprovider.New()
-	startController(t, installController(t, c), mem, class, func(o *manager.Options) { o.MetricsAddr = addr })
+	e.start(t, func(o *manager.Options) { o.MetricsAddr = addr })
 	createService(t, admin, newService(ns, "web", class))
 	eventually(t, 20*time.Second, "served", func(context.Context) (bool, string) {
 		_, ok := lbFor(mem, ns, "web")

@@ -22,12 +22,9 @@ import (
 // allocateLoadBalancerNodePorts: false gets node ports from the controller,
 // the real API server accepts them, and the provider gets them.
 func TestControllerAllocatesNodePortsTheAPIServerAccepts(t *testing.T) {
-	c := controlPlane.Get(t)
-	admin := c.AdminClient()
-	ns := c.NewNamespace(t)
-	class := uniqueClass(t)
-	mem := memprovider.New()
-	startController(t, installController(t, c), mem, class)
+	e := setUp(t, controlPlane.Get(t))
+	admin, ns, class, mem := e.admin, e.ns, e.class, e.mem
+	e.start(t)
 
 	createService(t, admin, newService(ns, "web", class, withoutNodePorts, withPorts(80, 443)))
 	eventually(t, 20*time.Second, "node ports written and used", func(ctx context.Context) (bool, string) {
