@@ -22,5 +22,8 @@ func defaultRegistry() providers.Registry {
 
 // extraCommands are the subcommands besides controller.
 func extraCommands() []*cobra.Command {
-	return nil
+	return []*cobra.Command{
+		newFakeCloudCommand(),
+		newDemoCommand(),
+	}
 }
