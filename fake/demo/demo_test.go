@@ -32,7 +32,7 @@ var (
 	testVIPs      = netip.MustParsePrefix("127.214.100.0/24")
 )
 
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
 		t.Fatal("cannot locate the test file")
