@@ -117,7 +117,7 @@ func (s *session) run(ctx context.Context, examples, controllerObjs []*unstructu
 	if h := opts.Hooks.Examples; h != nil {
 		h(rows)
 	}
-	s.printUsage()
+	s.printUsage(rows)
 
 	for {
 		select {
@@ -196,10 +196,17 @@ func (s *session) reportService(row Row) {
 	}
 }
 
-func (s *session) printUsage() {
+func (s *session) printUsage(rows []Row) {
 	kubeconfig := s.kubeconfig
 	if abs, err := filepath.Abs(kubeconfig); err == nil {
 		kubeconfig = abs
+	}
+	try := "nc <EXTERNAL-IP> <PORT>"
+	for _, r := range rows {
+		if p, ok := firstTCPPort(r); ok && r.ExternalIP != "" {
+			try = fmt.Sprintf("nc %s %d        # %s", r.ExternalIP, p, r.Service)
+			break
+		}
 	}
 	s.out.Printf(`
 The demo keeps running until Ctrl-C. The cluster is yours to try with kubectl
@@ -211,10 +218,20 @@ The demo keeps running until Ctrl-C. The cluster is yours to try with kubectl
   kubectl get svc hello --watch        # EXTERNAL-IP appears within seconds
 
 Every LoadBalancer Service you add gets an address and is tested the same way;
-the result is printed here. Nodes answer on TCP with their name, then echo:
-  nc <EXTERNAL-IP> 8080
+the result is printed here. Nodes answer TCP with their name, then echo:
 
-`, kubeconfig)
+  %s
+
+`, kubeconfig, try)
+}
+
+func firstTCPPort(r Row) (int32, bool) {
+	for _, p := range r.Ports {
+		if p.Protocol == "TCP" {
+			return p.Port, true
+		}
+	}
+	return 0, false
 }
 
 // stop stops everything run started, in order: the controller (and with
