@@ -212,6 +212,10 @@ func Run(ctx context.Context, opts Options) error {
 	out.Printf("Starting the local control plane (kube-apiserver and etcd on 127.0.0.1; the first run builds them, about 6 minutes)...\n")
 	c, err := cluster.Start(ctx, cluster.Options{Progress: opts.Progress, Binaries: opts.Binaries})
 	if err != nil {
+		if ctx.Err() != nil {
+			out.Printf("Interrupted before the control plane was up; nothing is left running.\n")
+			return nil
+		}
 		return err
 	}
 	s := &session{opts: opts, out: out, cluster: c, exampleKeys: exampleKeys}
