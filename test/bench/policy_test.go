@@ -1,0 +1,71 @@
+package bench
+
+import (
+	"context"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/extlb/extlb/controller"
+	"github.com/extlb/extlb/fake/cluster"
+)
+
+// installAdmissionPolicy applies manifests/admission-policy and waits until
+// the API server applies it to new Services (checked with a dry-run create).
+func installAdmissionPolicy(b *testing.B, c *cluster.Cluster, admin kubernetes.Interface) {
+	b.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "manifests", "admission-policy")
+	res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		b.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	dyn, err := dynamic.NewForConfig(c.AdminConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range res.Resources() {
+		m, err := r.Map()
+		if err != nil {
+			b.Fatal(err)
+		}
+		obj := &unstructured.Unstructured{Object: m}
+		data, _ := obj.MarshalJSON()
+		gvr := admissionGVR(obj.GetKind())
+		force := true
+		if _, err := dyn.Resource(gvr).Patch(b.Context(), obj.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "bench", Force: &force}); err != nil {
+			b.Fatalf("applying %s: %v", obj.GetName(), err)
+		}
+	}
+	probe := &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: "default"},
+		Spec:       v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, Ports: []v1.ServicePort{{Port: 80}}},
+	}
+	err = wait.PollUntilContextTimeout(b.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		out, err := admin.CoreV1().Services("default").Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err == nil && len(out.Finalizers) == 1 && out.Finalizers[0] == controller.Finalizer, nil
+	})
+	if err != nil {
+		b.Fatalf("the admission policy did not take effect: %v", err)
+	}
+}
+
+func admissionGVR(kind string) schema.GroupVersionResource {
+	resource := map[string]string{
+		"MutatingAdmissionPolicy":        "mutatingadmissionpolicies",
+		"MutatingAdmissionPolicyBinding": "mutatingadmissionpolicybindings",
+	}[kind]
+	return schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: resource}
+}
