@@ -115,12 +115,12 @@ func (r fcTraffic) String() string {
 	return fmt.Sprintf("answers %v, %d failed (last error: %v)", r.nodes, r.failures, r.lastErr)
 }
 
-// fcTCPRound opens n connections to addr from source (any when invalid),
-// each reading the node agent's greeting and checking the echo.
-func fcTCPRound(addr netip.AddrPort, source netip.Addr, n int) fcTraffic {
+// fcRound runs n exchanges (payload "<i>\n") and counts which node
+// answered each.
+func fcRound(n int, exchange func(payload string) (string, error)) fcTraffic {
 	res := fcTraffic{nodes: map[string]int{}}
 	for i := range n {
-		node, err := fcTCPExchange(addr, source, fmt.Sprintf("tcp-%d\n", i))
+		node, err := exchange(fmt.Sprintf("%d\n", i))
 		if err != nil {
 			res.failures++
 			res.lastErr = err
@@ -129,6 +129,12 @@ func fcTCPRound(addr netip.AddrPort, source netip.Addr, n int) fcTraffic {
 		res.nodes[node]++
 	}
 	return res
+}
+
+// fcTCPRound opens n connections to addr from source (any when invalid),
+// each reading the node agent's greeting and checking the echo.
+func fcTCPRound(addr netip.AddrPort, source netip.Addr, n int) fcTraffic {
+	return fcRound(n, func(payload string) (string, error) { return fcTCPExchange(addr, source, payload) })
 }
 
 func fcTCPExchange(addr netip.AddrPort, source netip.Addr, payload string) (string, error) {
@@ -161,17 +167,7 @@ func fcTCPExchange(addr netip.AddrPort, source netip.Addr, payload string) (stri
 // fcUDPRound sends n datagrams to addr, each from a socket of its own on
 // source (so each is a new flow), and reads the node agents' replies.
 func fcUDPRound(addr netip.AddrPort, source netip.Addr, n int, timeout time.Duration) fcTraffic {
-	res := fcTraffic{nodes: map[string]int{}}
-	for i := range n {
-		node, err := fcUDPExchange(addr, source, fmt.Sprintf("udp-%d", i), timeout)
-		if err != nil {
-			res.failures++
-			res.lastErr = err
-			continue
-		}
-		res.nodes[node]++
-	}
-	return res
+	return fcRound(n, func(payload string) (string, error) { return fcUDPExchange(addr, source, payload, timeout) })
 }
 
 func fcUDPExchange(addr netip.AddrPort, source netip.Addr, payload string, timeout time.Duration) (string, error) {
