@@ -11,7 +11,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
@@ -21,135 +20,51 @@ import (
 
 	"github.com/extlb/extlb/fake/memory"
 	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 const testClass = "extlb.io/test"
 
-type serviceTweak func(*v1.Service)
-
 // newService returns a LoadBalancer Service in "default" with one TCP port
 // 80 on node port 30080.
-func newService(name string, tweaks ...serviceTweak) *v1.Service {
-	svc := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name), ResourceVersion: "1"},
-		Spec: v1.ServiceSpec{
-			Type:                  v1.ServiceTypeLoadBalancer,
-			ExternalTrafficPolicy: v1.ServiceExternalTrafficPolicyCluster,
-			Ports: []v1.ServicePort{{
-				Name: "http", Port: 80, Protocol: v1.ProtocolTCP, NodePort: 30080, TargetPort: intstr.FromInt32(8080),
-			}},
-		},
-	}
-	for _, t := range tweaks {
-		t(svc)
-	}
-	return svc
-}
-
-func withClass(class string) serviceTweak {
-	return func(s *v1.Service) { s.Spec.LoadBalancerClass = &class }
-}
-
-func withType(t v1.ServiceType) serviceTweak {
-	return func(s *v1.Service) { s.Spec.Type = t }
-}
-
-func withPorts(ports ...v1.ServicePort) serviceTweak {
-	return func(s *v1.Service) { s.Spec.Ports = ports }
-}
-
-func tcpPort(port, nodePort int32) v1.ServicePort {
-	return v1.ServicePort{Name: fmt.Sprintf("p%d", port), Port: port, Protocol: v1.ProtocolTCP, NodePort: nodePort}
-}
-
-func withProtocol(i int, p v1.Protocol) serviceTweak {
-	return func(s *v1.Service) { s.Spec.Ports[i].Protocol = p }
+func newService(name string, tweaks ...fixtures.ServiceTweak) *v1.Service {
+	return fixtures.Service("default", name, append([]fixtures.ServiceTweak{
+		fixtures.WithUID("uid-" + name), fixtures.WithResourceVersion("1"), fixtures.WithClusterPolicy(),
+		fixtures.WithPorts(v1.ServicePort{Name: "http", Port: 80, Protocol: v1.ProtocolTCP, NodePort: 30080, TargetPort: intstr.FromInt32(8080)}),
+	}, tweaks...)...)
 }
 
 // withFinalizer marks the Service as served by the test controller's class.
-func withFinalizer() serviceTweak {
+func withFinalizer() fixtures.ServiceTweak {
 	return withFinalizerOf(testClass)
 }
 
 // withFinalizerOf marks the Service as served by an extlb controller of
 // class.
-func withFinalizerOf(class string) serviceTweak {
-	return func(s *v1.Service) {
-		s.Finalizers = append(s.Finalizers, Finalizer)
-		withAnnotation(AnnotationServedByClass, class)(s)
-	}
+func withFinalizerOf(class string) fixtures.ServiceTweak {
+	return fixtures.Tweaks(fixtures.WithFinalizer(Finalizer), fixtures.WithAnnotation(AnnotationServedByClass, class))
 }
 
-func withDeletion() serviceTweak {
-	return func(s *v1.Service) { now := metav1.Now(); s.DeletionTimestamp = &now }
-}
-
-func withLocalPolicy(hcPort int32) serviceTweak {
-	return func(s *v1.Service) {
-		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
-		s.Spec.HealthCheckNodePort = hcPort
-	}
-}
-
-func withAnnotation(k, v string) serviceTweak {
-	return func(s *v1.Service) {
-		if s.Annotations == nil {
-			s.Annotations = map[string]string{}
-		}
-		s.Annotations[k] = v
-	}
-}
-
-func withSourceRanges(r ...string) serviceTweak {
-	return func(s *v1.Service) { s.Spec.LoadBalancerSourceRanges = r }
-}
-
-func withIngress(ip string) serviceTweak {
+// withIngress sets the ingress the way the controller writes it: one IP in
+// VIP mode.
+func withIngress(ip string) fixtures.ServiceTweak {
 	return func(s *v1.Service) {
 		mode := v1.LoadBalancerIPModeVIP
 		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: ip, IPMode: &mode}}
 	}
 }
 
-func withoutNodePorts() serviceTweak {
-	return func(s *v1.Service) {
-		f := false
-		s.Spec.AllocateLoadBalancerNodePorts = &f
-		for i := range s.Spec.Ports {
-			s.Spec.Ports[i].NodePort = 0
-		}
-	}
-}
-
-type nodeTweak func(*v1.Node)
-
 // newNode returns a ready node with an InternalIP in 192.0.2.0/24.
-func newNode(name string, tweaks ...nodeTweak) *v1.Node {
-	n := &v1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/hostname": name}},
-		Status: v1.NodeStatus{
-			Addresses:  []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: "192.0.2." + fmt.Sprint(len(name))}},
-			Conditions: []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue}},
-		},
-	}
-	for _, t := range tweaks {
-		t(n)
-	}
-	return n
+func newNode(name string, tweaks ...fixtures.NodeTweak) *v1.Node {
+	return fixtures.Node(name, append([]fixtures.NodeTweak{
+		fixtures.WithNodeLabel("kubernetes.io/hostname", name),
+		fixtures.WithInternalIP("192.0.2." + fmt.Sprint(len(name))), fixtures.WithReady(),
+	}, tweaks...)...)
 }
 
-func withNodeLabel(k, v string) nodeTweak {
-	return func(n *v1.Node) { n.Labels[k] = v }
-}
-
-func withTaint(key string) nodeTweak {
-	return func(n *v1.Node) {
-		n.Spec.Taints = append(n.Spec.Taints, v1.Taint{Key: key, Effect: v1.TaintEffectNoSchedule})
-	}
-}
-
-func withNodeDeletion() nodeTweak {
-	return func(n *v1.Node) { now := metav1.Now(); n.DeletionTimestamp = &now }
+// withTaint adds a NoSchedule taint with key.
+func withTaint(key string) fixtures.NodeTweak {
+	return fixtures.WithTaint(key, v1.TaintEffectNoSchedule)
 }
 
 // fixture is a controller over client-go's fake clientset and the

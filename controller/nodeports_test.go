@@ -13,17 +13,18 @@ import (
 
 	"github.com/extlb/extlb/fake/memory"
 	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
-func twoPortsWithoutNodePorts() serviceTweak {
+func twoPortsWithoutNodePorts() fixtures.ServiceTweak {
 	return func(s *v1.Service) {
-		withPorts(tcpPort(80, 0), tcpPort(443, 0))(s)
-		withoutNodePorts()(s)
+		fixtures.WithPorts(fixtures.TCP(80, 0), fixtures.TCP(443, 0))(s)
+		fixtures.WithoutNodePorts()(s)
 	}
 }
 
 func TestControllerAllocatesMissingNodePorts(t *testing.T) {
-	f := newFixture(t, []runtime.Object{newService("web", twoPortsWithoutNodePorts()), newService("other", withPorts(tcpPort(80, 30080))), newNode("n1")})
+	f := newFixture(t, []runtime.Object{newService("web", twoPortsWithoutNodePorts()), newService("other", fixtures.WithPorts(fixtures.TCP(80, 30080))), newNode("n1")})
 	if err := f.sync("web"); err != nil {
 		t.Fatalf("sync: %v", err)
 	}

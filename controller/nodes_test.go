@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/extlb/extlb/fake/memory"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 func TestNodeExclusion(t *testing.T) {
@@ -17,9 +18,9 @@ func TestNodeExclusion(t *testing.T) {
 		excluded bool
 	}{
 		{desc: "ordinary node", node: newNode("n1")},
-		{desc: "exclude label", node: newNode("n1", withNodeLabel(LabelExcludeFromLB, "")), excluded: true},
-		{desc: "exclude label with any value", node: newNode("n1", withNodeLabel(LabelExcludeFromLB, "false")), excluded: true},
-		{desc: "being deleted", node: newNode("n1", withNodeDeletion()), excluded: true},
+		{desc: "exclude label", node: newNode("n1", fixtures.WithNodeLabel(LabelExcludeFromLB, "")), excluded: true},
+		{desc: "exclude label with any value", node: newNode("n1", fixtures.WithNodeLabel(LabelExcludeFromLB, "false")), excluded: true},
+		{desc: "being deleted", node: newNode("n1", fixtures.WithNodeDeletion()), excluded: true},
 		{desc: "cluster autoscaler deletion taint", node: newNode("n1", withTaint(TaintToBeDeletedByClusterAutoscaler)), excluded: true},
 		{desc: "uninitialized by the cloud controller manager", node: newNode("n1", withTaint(TaintUninitialized)), excluded: true},
 		{desc: "unrelated taint", node: newNode("n1", withTaint("example.com/gpu")), excluded: false},
@@ -52,13 +53,13 @@ func TestNodeSetFingerprint(t *testing.T) {
 			return []*v1.Node{newNode("a"), b}
 		}(), changed: false},
 		{desc: "node added", nodes: []*v1.Node{newNode("a"), newNode("b"), newNode("c")}, changed: true},
-		{desc: "node excluded", nodes: []*v1.Node{newNode("a"), newNode("b", withNodeLabel(LabelExcludeFromLB, ""))}, changed: true},
+		{desc: "node excluded", nodes: []*v1.Node{newNode("a"), newNode("b", fixtures.WithNodeLabel(LabelExcludeFromLB, ""))}, changed: true},
 		{desc: "address changed", nodes: func() []*v1.Node {
 			b := newNode("b")
 			b.Status.Addresses[0].Address = "192.0.2.200"
 			return []*v1.Node{newNode("a"), b}
 		}(), changed: true},
-		{desc: "label changed", nodes: []*v1.Node{newNode("a"), newNode("b", withNodeLabel("pool", "x"))}, changed: true},
+		{desc: "label changed", nodes: []*v1.Node{newNode("a"), newNode("b", fixtures.WithNodeLabel("pool", "x"))}, changed: true},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			if got := newNodeSet(tc.nodes).fingerprint != newNodeSet(base).fingerprint; got != tc.changed {
@@ -79,7 +80,7 @@ func TestNodeSetChangeUpdatesLoadBalancers(t *testing.T) {
 			_ = f.factory.Core().V1().Nodes().Informer().GetIndexer().Delete(newNode("n2"))
 		}, wantNodes: []string{"n1"}},
 		{desc: "node excluded by label", change: func(f *fixture) {
-			f.addToCache(newNode("n2", withNodeLabel(LabelExcludeFromLB, "true")))
+			f.addToCache(newNode("n2", fixtures.WithNodeLabel(LabelExcludeFromLB, "true")))
 		}, wantNodes: []string{"n1"}},
 		{desc: "node tainted by the autoscaler", change: func(f *fixture) {
 			f.addToCache(newNode("n1", withTaint(TaintToBeDeletedByClusterAutoscaler)))

@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/extlb/extlb/fake/memory"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 // running is a controller running its workers against the fake clientset
@@ -89,7 +90,7 @@ func (r *running) waitConverged(t *testing.T, n int, nodes int) {
 func manyServices(n int) []runtime.Object {
 	objs := make([]runtime.Object, 0, n)
 	for i := 0; i < n; i++ {
-		objs = append(objs, newService(fmt.Sprintf("svc-%03d", i), withPorts(tcpPort(80, int32(30000+i)))))
+		objs = append(objs, newService(fmt.Sprintf("svc-%03d", i), fixtures.WithPorts(fixtures.TCP(80, int32(30000+i)))))
 	}
 	return objs
 }
@@ -179,7 +180,7 @@ func TestOrdinaryErrorBacksOffPerService(t *testing.T) {
 }
 
 func TestInputErrorWaitsForTheServiceToChange(t *testing.T) {
-	f := newFixture(t, []runtime.Object{newService("web", withPorts(tcpPort(80, 30080), tcpPort(81, 30081)), withProtocol(1, "SCTP")), newNode("n1")})
+	f := newFixture(t, []runtime.Object{newService("web", fixtures.WithPorts(fixtures.TCP(80, 30080), fixtures.TCP(81, 30081)), fixtures.WithProtocol(1, "SCTP")), newNode("n1")})
 	f.ctrl.queue.Add("default/web")
 	f.ctrl.processNextItem(f.ctx)
 	if n := f.ctrl.queue.NumRequeues("default/web"); n != 0 {

@@ -12,6 +12,7 @@ import (
 	cloudprovider "k8s.io/cloud-provider"
 
 	"github.com/extlb/extlb/fake/memory"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 func TestSyncServesOnlyOurClass(t *testing.T) {
@@ -23,10 +24,10 @@ func TestSyncServesOnlyOurClass(t *testing.T) {
 	}{
 		{desc: "no class, default implementation on", svc: newService("web"), defaultClass: true, wantLB: true},
 		{desc: "no class, default implementation off", svc: newService("web"), defaultClass: false, wantLB: false},
-		{desc: "our class", svc: newService("web", withClass(testClass)), defaultClass: false, wantLB: true},
-		{desc: "another class", svc: newService("web", withClass("example.com/other")), defaultClass: true, wantLB: false},
-		{desc: "ClusterIP service", svc: newService("web", withType(v1.ServiceTypeClusterIP)), defaultClass: true, wantLB: false},
-		{desc: "NodePort service", svc: newService("web", withType(v1.ServiceTypeNodePort)), defaultClass: true, wantLB: false},
+		{desc: "our class", svc: newService("web", fixtures.WithClass(testClass)), defaultClass: false, wantLB: true},
+		{desc: "another class", svc: newService("web", fixtures.WithClass("example.com/other")), defaultClass: true, wantLB: false},
+		{desc: "ClusterIP service", svc: newService("web", fixtures.WithType(v1.ServiceTypeClusterIP)), defaultClass: true, wantLB: false},
+		{desc: "NodePort service", svc: newService("web", fixtures.WithType(v1.ServiceTypeNodePort)), defaultClass: true, wantLB: false},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			f := newFixture(t, []runtime.Object{tc.svc, newNode("n1")}, withConfig(func(c *Config) { c.HandleDefaultClass = tc.defaultClass }))
@@ -112,12 +113,12 @@ func TestSyncWithNothingChangedCallsNothing(t *testing.T) {
 func TestServiceChangeReensures(t *testing.T) {
 	for _, tc := range []struct {
 		desc  string
-		tweak serviceTweak
+		tweak fixtures.ServiceTweak
 	}{
-		{desc: "port added", tweak: withPorts(tcpPort(80, 30080), tcpPort(443, 30443))},
-		{desc: "annotation changed", tweak: withAnnotation("example.com/x", "y")},
-		{desc: "source ranges set", tweak: withSourceRanges("203.0.113.0/24")},
-		{desc: "traffic policy Local", tweak: withLocalPolicy(32000)},
+		{desc: "port added", tweak: fixtures.WithPorts(fixtures.TCP(80, 30080), fixtures.TCP(443, 30443))},
+		{desc: "annotation changed", tweak: fixtures.WithAnnotation("example.com/x", "y")},
+		{desc: "source ranges set", tweak: fixtures.WithSourceRanges("203.0.113.0/24")},
+		{desc: "traffic policy Local", tweak: fixtures.WithLocalPolicy(32000)},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			f := newFixture(t, []runtime.Object{newService("web"), newNode("n1")})
@@ -145,7 +146,7 @@ func TestServiceChangeReensures(t *testing.T) {
 }
 
 func TestLocalTrafficPolicyPassesHealthCheckNodePort(t *testing.T) {
-	f := newFixture(t, []runtime.Object{newService("web", withLocalPolicy(32123)), newNode("n1")})
+	f := newFixture(t, []runtime.Object{newService("web", fixtures.WithLocalPolicy(32123)), newNode("n1")})
 	if err := f.sync("web"); err != nil {
 		t.Fatalf("sync: %v", err)
 	}
@@ -158,12 +159,12 @@ func TestLocalTrafficPolicyPassesHealthCheckNodePort(t *testing.T) {
 func TestCleanup(t *testing.T) {
 	for _, tc := range []struct {
 		desc       string
-		after      []serviceTweak
+		after      []fixtures.ServiceTweak
 		wantStatus bool // status ingress kept (the Service is being deleted)
 	}{
-		{desc: "type changed to ClusterIP", after: []serviceTweak{withType(v1.ServiceTypeClusterIP)}},
-		{desc: "type changed to NodePort", after: []serviceTweak{withType(v1.ServiceTypeNodePort)}},
-		{desc: "service deleted", after: []serviceTweak{withDeletion()}, wantStatus: true},
+		{desc: "type changed to ClusterIP", after: []fixtures.ServiceTweak{fixtures.WithType(v1.ServiceTypeClusterIP)}},
+		{desc: "type changed to NodePort", after: []fixtures.ServiceTweak{fixtures.WithType(v1.ServiceTypeNodePort)}},
+		{desc: "service deleted", after: []fixtures.ServiceTweak{fixtures.WithDeletion()}, wantStatus: true},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			f := newFixture(t, []runtime.Object{newService("web"), newNode("n1")})
@@ -200,7 +201,7 @@ func TestCleanup(t *testing.T) {
 }
 
 func TestCleanupKeepsFinalizerWhenDeleteFails(t *testing.T) {
-	f := newFixture(t, []runtime.Object{newService("web", withFinalizer(), withDeletion()), newNode("n1")})
+	f := newFixture(t, []runtime.Object{newService("web", withFinalizer(), fixtures.WithDeletion()), newNode("n1")})
 	f.provider.FailWith(memory.OpDelete, errors.New("cloud is down"), 1)
 	if err := f.sync("web"); err == nil {
 		t.Fatal("sync succeeded although the delete failed")
@@ -229,22 +230,22 @@ func TestBadInputIsReportedWithTheField(t *testing.T) {
 	}{
 		{
 			desc:      "invalid source-range annotation",
-			svc:       newService("web", withAnnotation(AnnotationSourceRanges, "10.0.0.0/8,not-a-cidr")),
+			svc:       newService("web", fixtures.WithAnnotation(AnnotationSourceRanges, "10.0.0.0/8,not-a-cidr")),
 			wantField: "metadata.annotations[service.beta.kubernetes.io/load-balancer-source-ranges]",
 		},
 		{
 			desc:      "invalid spec source range",
-			svc:       newService("web", withSourceRanges("300.1.1.1/8")),
+			svc:       newService("web", fixtures.WithSourceRanges("300.1.1.1/8")),
 			wantField: "spec.loadBalancerSourceRanges[0]",
 		},
 		{
 			desc:      "port conflict",
-			svc:       newService("web", withPorts(tcpPort(80, 30080), tcpPort(80, 30081))),
+			svc:       newService("web", fixtures.WithPorts(fixtures.TCP(80, 30080), fixtures.TCP(80, 30081))),
 			wantField: "spec.ports[1].port",
 		},
 		{
 			desc:          "protocol the provider does not support",
-			svc:           newService("web", withPorts(tcpPort(80, 30080), tcpPort(81, 30081)), withProtocol(1, v1.ProtocolSCTP)),
+			svc:           newService("web", fixtures.WithPorts(fixtures.TCP(80, 30080), fixtures.TCP(81, 30081)), fixtures.WithProtocol(1, v1.ProtocolSCTP)),
 			wantField:     "spec.ports[1].protocol",
 			wantProvider:  true,
 			wantFinalizer: true,
@@ -277,7 +278,7 @@ func TestBadInputIsReportedWithTheField(t *testing.T) {
 			}
 			// Deleting such a Service must not leave it stuck.
 			svc := f.service("web")
-			withDeletion()(svc)
+			fixtures.WithDeletion()(svc)
 			if _, err := f.client.CoreV1().Services("default").Update(f.ctx, svc, metaUpdate()); err != nil {
 				t.Fatal(err)
 			}
@@ -334,9 +335,9 @@ func TestServicesOfAnotherExtlbControllerAreLeftAlone(t *testing.T) {
 		desc string
 		svc  *v1.Service
 	}{
-		{desc: "LoadBalancer of another class, served by another extlb", svc: newService("web", withClass("extlb.io/other"), withFinalizerOf("extlb.io/other"), withIngress("198.51.100.7"))},
-		{desc: "turned ClusterIP, served by another extlb", svc: newService("web", withType(v1.ServiceTypeClusterIP), withFinalizerOf("extlb.io/other"), withIngress("198.51.100.7"))},
-		{desc: "being deleted, served by another extlb", svc: newService("web", withClass("extlb.io/other"), withFinalizerOf("extlb.io/other"), withDeletion())},
+		{desc: "LoadBalancer of another class, served by another extlb", svc: newService("web", fixtures.WithClass("extlb.io/other"), withFinalizerOf("extlb.io/other"), withIngress("198.51.100.7"))},
+		{desc: "turned ClusterIP, served by another extlb", svc: newService("web", fixtures.WithType(v1.ServiceTypeClusterIP), withFinalizerOf("extlb.io/other"), withIngress("198.51.100.7"))},
+		{desc: "being deleted, served by another extlb", svc: newService("web", fixtures.WithClass("extlb.io/other"), withFinalizerOf("extlb.io/other"), fixtures.WithDeletion())},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			f := newFixture(t, []runtime.Object{tc.svc, newNode("n1")})
@@ -369,7 +370,7 @@ func TestFinalizerRecordsTheServingClass(t *testing.T) {
 	if n := f.provider.CountCalls(""); n != 0 {
 		t.Errorf("our own annotation counted as a change: %d provider calls", n)
 	}
-	withType(v1.ServiceTypeClusterIP)(svc)
+	fixtures.WithType(v1.ServiceTypeClusterIP)(svc)
 	if _, err := f.client.CoreV1().Services("default").Update(f.ctx, svc, metaUpdate()); err != nil {
 		t.Fatal(err)
 	}
