@@ -10,6 +10,7 @@ import (
 	"k8s.io/cloud-provider/api"
 
 	fakeaws "github.com/extlb/extlb/fake/aws"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 // requireNothingOfOurs fails when any resource of any type in the fake
@@ -45,7 +46,7 @@ func TestDeleteRemovesEverythingAndIsIdempotent(t *testing.T) {
 		fault *fakeaws.Fault
 	}{
 		{desc: "cluster policy", svc: newService("web", withThreePorts())},
-		{desc: "local policy with source ranges and a node with two groups", svc: newService("web", withThreePorts(), withLocal(32000), withSourceRanges("192.0.2.0/24")),
+		{desc: "local policy with source ranges and a node with two groups", svc: newService("web", withThreePorts(), fixtures.WithLocalPolicy(32000), fixtures.WithSourceRanges("192.0.2.0/24")),
 			nodes: append(threeNodes(), newNode("n4", "aws:///us-east-1b/i-0000000000000004"))},
 		{desc: "target groups briefly in use after the load balancer is deleted", svc: newService("web", withThreePorts()),
 			fault: &fakeaws.Fault{Action: "DeleteTargetGroup", Code: "ResourceInUse", Count: 3}},

@@ -9,11 +9,12 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	fakeaws "github.com/extlb/extlb/fake/aws"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 func TestEnsureCreatesNLBWithTargetGroupsListenersAndRules(t *testing.T) {
 	e := newEnv(t)
-	svc := newService("web", withThreePorts(), withAnnotation(AnnotationAdditionalTags, "team=edge, cost=42"))
+	svc := newService("web", withThreePorts(), fixtures.WithAnnotation(AnnotationAdditionalTags, "team=edge, cost=42"))
 	status := e.ensure(svc, threeNodes())
 
 	lbs := e.fake.LoadBalancers()
@@ -120,11 +121,11 @@ func TestIdleEnsureOnlyReads(t *testing.T) {
 		maxReads int
 	}{
 		{desc: "cluster policy", svc: newService("web", withThreePorts()), maxReads: 10},
-		{desc: "local policy, source ranges, cross-zone, tags", svc: newService("web", withThreePorts(), withLocal(32000), withSourceRanges("192.0.2.0/24"),
-			withAnnotation(AnnotationCrossZone, "true"), withAnnotation(AnnotationAdditionalTags, "a=b")), maxReads: 10},
+		{desc: "local policy, source ranges, cross-zone, tags", svc: newService("web", withThreePorts(), fixtures.WithLocalPolicy(32000), fixtures.WithSourceRanges("192.0.2.0/24"),
+			fixtures.WithAnnotation(AnnotationCrossZone, "true"), fixtures.WithAnnotation(AnnotationAdditionalTags, "a=b")), maxReads: 10},
 		{desc: "node with two security groups", svc: newService("web", withThreePorts()), maxReads: 11},
-		{desc: "annotated subnet IDs and Elastic IPs", svc: newService("web", withThreePorts(), withAnnotation(AnnotationSubnets, "subnet-b,subnet-c"),
-			withAnnotation(AnnotationEIPAllocations, "eipalloc-1,eipalloc-2")), maxReads: 10},
+		{desc: "annotated subnet IDs and Elastic IPs", svc: newService("web", withThreePorts(), fixtures.WithAnnotation(AnnotationSubnets, "subnet-b,subnet-c"),
+			fixtures.WithAnnotation(AnnotationEIPAllocations, "eipalloc-1,eipalloc-2")), maxReads: 10},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			e := newEnv(t)

@@ -13,12 +13,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
 
 	fakeaws "github.com/extlb/extlb/fake/aws"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 const (
@@ -160,71 +159,33 @@ func (e *testEnv) ourRules(svc *v1.Service) []fakeaws.SecurityGroupRule {
 
 // Fixture builders.
 
-type serviceTweak func(*v1.Service)
-
-func newService(name string, tweaks ...serviceTweak) *v1.Service {
-	svc := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID("uid-" + name), Annotations: map[string]string{}},
-		Spec: v1.ServiceSpec{
-			Type:                  v1.ServiceTypeLoadBalancer,
-			ExternalTrafficPolicy: v1.ServiceExternalTrafficPolicyCluster,
-		},
-	}
-	for _, t := range tweaks {
-		t(svc)
-	}
-	return svc
+// newService returns a LoadBalancer Service default/<name> with UID
+// uid-<name>, no ports and a non-nil annotation map.
+func newService(name string, tweaks ...fixtures.ServiceTweak) *v1.Service {
+	return fixtures.Service("default", name, append([]fixtures.ServiceTweak{
+		fixtures.WithUID("uid-" + name), fixtures.WithEmptyAnnotations(), fixtures.WithClusterPolicy(),
+	}, tweaks...)...)
 }
 
-func withPort(port, nodePort int32, proto v1.Protocol) serviceTweak {
-	return func(s *v1.Service) {
-		s.Spec.Ports = append(s.Spec.Ports, v1.ServicePort{Name: fmt.Sprintf("%s-%d", proto, port), Port: port, NodePort: nodePort, Protocol: proto})
-	}
+// withPort appends a port named "<protocol>-<port>".
+func withPort(port, nodePort int32, proto v1.Protocol) fixtures.ServiceTweak {
+	return fixtures.WithPort(fixtures.Port(fmt.Sprintf("%s-%d", proto, port), proto, port, nodePort))
 }
 
 // withThreePorts is the standard 3-port Service: 80/TCP, 53/TCP+UDP, 443/TCP.
-func withThreePorts() serviceTweak {
-	return func(s *v1.Service) {
-		for _, t := range []serviceTweak{withPort(80, 30080, v1.ProtocolTCP), withPort(53, 30053, v1.ProtocolTCP), withPort(53, 30053, v1.ProtocolUDP), withPort(443, 30443, v1.ProtocolTCP)} {
-			t(s)
-		}
-	}
+func withThreePorts() fixtures.ServiceTweak {
+	return fixtures.Tweaks(withPort(80, 30080, v1.ProtocolTCP), withPort(53, 30053, v1.ProtocolTCP), withPort(53, 30053, v1.ProtocolUDP), withPort(443, 30443, v1.ProtocolTCP))
 }
 
-func withAnnotation(k, v string) serviceTweak {
-	return func(s *v1.Service) { s.Annotations[k] = v }
-}
-
-func withLocal(healthCheckNodePort int32) serviceTweak {
-	return func(s *v1.Service) {
-		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
-		s.Spec.HealthCheckNodePort = healthCheckNodePort
-	}
-}
-
-func withSourceRanges(cidrs ...string) serviceTweak {
-	return func(s *v1.Service) { s.Spec.LoadBalancerSourceRanges = cidrs }
-}
-
-type nodeTweak func(*v1.Node)
-
-func newNode(name, providerID string, tweaks ...nodeTweak) *v1.Node {
-	n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}}, Spec: v1.NodeSpec{ProviderID: providerID}}
-	for _, t := range tweaks {
-		t(n)
-	}
-	return n
-}
-
-func withLabel(k, v string) nodeTweak {
-	return func(n *v1.Node) { n.Labels[k] = v }
+func newNode(name, providerID string, tweaks ...fixtures.NodeTweak) *v1.Node {
+	return fixtures.Node(name, append([]fixtures.NodeTweak{fixtures.WithProviderID(providerID)}, tweaks...)...)
 }
 
 // threeNodes are nodes on instances 1..3 (one security group each).
 func threeNodes() []*v1.Node {
 	return []*v1.Node{
-		newNode("n1", "aws:///us-east-1a/i-0000000000000001", withLabel("pool", "a")),
-		newNode("n2", "aws:///us-east-1a/i-0000000000000002", withLabel("pool", "a")),
-		newNode("n3", "aws:///us-east-1a/i-0000000000000003", withLabel("pool", "b")),
+		newNode("n1", "aws:///us-east-1a/i-0000000000000001", fixtures.WithNodeLabel("pool", "a")),
+		newNode("n2", "aws:///us-east-1a/i-0000000000000002", fixtures.WithNodeLabel("pool", "a")),
+		newNode("n3", "aws:///us-east-1a/i-0000000000000003", fixtures.WithNodeLabel("pool", "b")),
 	}
 }

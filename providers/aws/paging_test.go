@@ -3,6 +3,8 @@ package aws
 import (
 	"slices"
 	"testing"
+
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 // With one item per page, every paginated Describe (target groups,
@@ -12,7 +14,7 @@ import (
 func TestPaginatedAnswersAreFollowed(t *testing.T) {
 	e := newEnv(t)
 	e.fake.SetPageSize(1)
-	svc := newService("web", withThreePorts(), withLocal(32000), withSourceRanges("192.0.2.0/24", "198.51.100.0/24"))
+	svc := newService("web", withThreePorts(), fixtures.WithLocalPolicy(32000), fixtures.WithSourceRanges("192.0.2.0/24", "198.51.100.0/24"))
 	e.ensure(svc, threeNodes())
 	if lb := e.fake.LoadBalancers()[0]; !slices.Equal(lb.Subnets, []string{"subnet-a", "subnet-b"}) {
 		t.Errorf("subnets = %v: discovery missed a page", lb.Subnets)

@@ -11,6 +11,7 @@ import (
 
 	fakeaws "github.com/extlb/extlb/fake/aws"
 	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 func TestLookAlikesAreLeftAlone(t *testing.T) {
@@ -126,23 +127,23 @@ func TestLookAlikesAreLeftAlone(t *testing.T) {
 func TestBadAnnotationsAreInputErrorsAndCreateNothing(t *testing.T) {
 	for _, tc := range []struct {
 		desc      string
-		tweak     serviceTweak
+		tweak     fixtures.ServiceTweak
 		wantField string
 	}{
-		{"internal not a boolean", withAnnotation(AnnotationInternal, "yes please"), "metadata.annotations[" + AnnotationInternal + "]"},
-		{"cross-zone not a boolean", withAnnotation(AnnotationCrossZone, "maybe"), "metadata.annotations[" + AnnotationCrossZone + "]"},
-		{"unknown type", withAnnotation(AnnotationType, "clb"), "metadata.annotations[" + AnnotationType + "]"},
-		{"bad health check protocol", withAnnotation(AnnotationHCProtocol, "ICMP"), "metadata.annotations[" + AnnotationHCProtocol + "]"},
-		{"health check port out of range", withAnnotation(AnnotationHCPort, "70000"), "metadata.annotations[" + AnnotationHCPort + "]"},
-		{"path with TCP health check", withAnnotation(AnnotationHCPath, "/x"), "metadata.annotations[" + AnnotationHCPath + "]"},
-		{"interval too short", withAnnotation(AnnotationHCInterval, "1"), "metadata.annotations[" + AnnotationHCInterval + "]"},
-		{"timeout not a number", withAnnotation(AnnotationHCTimeout, "soon"), "metadata.annotations[" + AnnotationHCTimeout + "]"},
-		{"healthy threshold too high", withAnnotation(AnnotationHCHealthyCount, "11"), "metadata.annotations[" + AnnotationHCHealthyCount + "]"},
-		{"unhealthy threshold too low", withAnnotation(AnnotationHCUnhealthyCount, "1"), "metadata.annotations[" + AnnotationHCUnhealthyCount + "]"},
-		{"tags not key=value", withAnnotation(AnnotationAdditionalTags, "a=b,oops"), "metadata.annotations[" + AnnotationAdditionalTags + "]"},
-		{"tags overriding ownership", withAnnotation(AnnotationAdditionalTags, "kubernetes.io/service-name=x/y"), "metadata.annotations[" + AnnotationAdditionalTags + "]"},
-		{"node labels not key=value", withAnnotation(AnnotationTargetNodeLabels, "pool"), "metadata.annotations[" + AnnotationTargetNodeLabels + "]"},
-		{"EIP not an allocation ID", withAnnotation(AnnotationEIPAllocations, "203.0.113.7"), "metadata.annotations[" + AnnotationEIPAllocations + "]"},
+		{"internal not a boolean", fixtures.WithAnnotation(AnnotationInternal, "yes please"), "metadata.annotations[" + AnnotationInternal + "]"},
+		{"cross-zone not a boolean", fixtures.WithAnnotation(AnnotationCrossZone, "maybe"), "metadata.annotations[" + AnnotationCrossZone + "]"},
+		{"unknown type", fixtures.WithAnnotation(AnnotationType, "clb"), "metadata.annotations[" + AnnotationType + "]"},
+		{"bad health check protocol", fixtures.WithAnnotation(AnnotationHCProtocol, "ICMP"), "metadata.annotations[" + AnnotationHCProtocol + "]"},
+		{"health check port out of range", fixtures.WithAnnotation(AnnotationHCPort, "70000"), "metadata.annotations[" + AnnotationHCPort + "]"},
+		{"path with TCP health check", fixtures.WithAnnotation(AnnotationHCPath, "/x"), "metadata.annotations[" + AnnotationHCPath + "]"},
+		{"interval too short", fixtures.WithAnnotation(AnnotationHCInterval, "1"), "metadata.annotations[" + AnnotationHCInterval + "]"},
+		{"timeout not a number", fixtures.WithAnnotation(AnnotationHCTimeout, "soon"), "metadata.annotations[" + AnnotationHCTimeout + "]"},
+		{"healthy threshold too high", fixtures.WithAnnotation(AnnotationHCHealthyCount, "11"), "metadata.annotations[" + AnnotationHCHealthyCount + "]"},
+		{"unhealthy threshold too low", fixtures.WithAnnotation(AnnotationHCUnhealthyCount, "1"), "metadata.annotations[" + AnnotationHCUnhealthyCount + "]"},
+		{"tags not key=value", fixtures.WithAnnotation(AnnotationAdditionalTags, "a=b,oops"), "metadata.annotations[" + AnnotationAdditionalTags + "]"},
+		{"tags overriding ownership", fixtures.WithAnnotation(AnnotationAdditionalTags, "kubernetes.io/service-name=x/y"), "metadata.annotations[" + AnnotationAdditionalTags + "]"},
+		{"node labels not key=value", fixtures.WithAnnotation(AnnotationTargetNodeLabels, "pool"), "metadata.annotations[" + AnnotationTargetNodeLabels + "]"},
+		{"EIP not an allocation ID", fixtures.WithAnnotation(AnnotationEIPAllocations, "203.0.113.7"), "metadata.annotations[" + AnnotationEIPAllocations + "]"},
 		{"EIPs on an internal NLB", func(s *v1.Service) {
 			s.Annotations[AnnotationInternal] = "true"
 			s.Annotations[AnnotationEIPAllocations] = "eipalloc-1"
@@ -151,16 +152,16 @@ func TestBadAnnotationsAreInputErrorsAndCreateNothing(t *testing.T) {
 			s.Annotations[AnnotationSubnets] = "subnet-a,subnet-b"
 			s.Annotations[AnnotationEIPAllocations] = "eipalloc-1"
 		}, "metadata.annotations[" + AnnotationEIPAllocations + "]"},
-		{"EIPs not one per discovered subnet", withAnnotation(AnnotationEIPAllocations, "eipalloc-1,eipalloc-2,eipalloc-3"), "metadata.annotations[" + AnnotationEIPAllocations + "]"},
-		{"annotated subnet does not exist", withAnnotation(AnnotationSubnets, "subnet-nope"), "metadata.annotations[" + AnnotationSubnets + "]"},
-		{"annotated subnet name does not exist", withAnnotation(AnnotationSubnets, "no-such-name"), "metadata.annotations[" + AnnotationSubnets + "]"},
-		{"two annotated subnets in one zone", withAnnotation(AnnotationSubnets, "subnet-a,subnet-a2"), "metadata.annotations[" + AnnotationSubnets + "]"},
+		{"EIPs not one per discovered subnet", fixtures.WithAnnotation(AnnotationEIPAllocations, "eipalloc-1,eipalloc-2,eipalloc-3"), "metadata.annotations[" + AnnotationEIPAllocations + "]"},
+		{"annotated subnet does not exist", fixtures.WithAnnotation(AnnotationSubnets, "subnet-nope"), "metadata.annotations[" + AnnotationSubnets + "]"},
+		{"annotated subnet name does not exist", fixtures.WithAnnotation(AnnotationSubnets, "no-such-name"), "metadata.annotations[" + AnnotationSubnets + "]"},
+		{"two annotated subnets in one zone", fixtures.WithAnnotation(AnnotationSubnets, "subnet-a,subnet-a2"), "metadata.annotations[" + AnnotationSubnets + "]"},
 		{"SCTP port", withPort(9, 30009, v1.ProtocolSCTP), "spec.ports[4].protocol"},
 		{"TCP and UDP on one port with different node ports", withPort(80, 30081, v1.ProtocolUDP), "spec.ports[4].nodePort"},
-		{"IPv6 source range", withSourceRanges("2001:db8::/32"), "spec.loadBalancerSourceRanges"},
-		{"bad source range", withSourceRanges("10.0.0.0/33"), "spec.loadBalancerSourceRanges"},
+		{"IPv6 source range", fixtures.WithSourceRanges("2001:db8::/32"), "spec.loadBalancerSourceRanges"},
+		{"bad source range", fixtures.WithSourceRanges("10.0.0.0/33"), "spec.loadBalancerSourceRanges"},
 		{"loadBalancerIP", func(s *v1.Service) { s.Spec.LoadBalancerIP = "203.0.113.9" }, "spec.loadBalancerIP"},
-		{"Local without health check node port", withLocal(0), "spec.healthCheckNodePort"},
+		{"Local without health check node port", fixtures.WithLocalPolicy(0), "spec.healthCheckNodePort"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			e := newEnv(t)
@@ -185,7 +186,7 @@ func TestBadAnnotationsAreInputErrorsAndCreateNothing(t *testing.T) {
 
 func TestExternalTypeIsImplementedElsewhere(t *testing.T) {
 	e := newEnv(t)
-	svc := newService("web", withThreePorts(), withAnnotation(AnnotationType, "external"))
+	svc := newService("web", withThreePorts(), fixtures.WithAnnotation(AnnotationType, "external"))
 	if _, err := e.p.EnsureLoadBalancer(e.ctx, testCluster, svc, threeNodes()); !errors.Is(err, cloudprovider.ImplementedElsewhere) {
 		t.Errorf("EnsureLoadBalancer = %v, want ImplementedElsewhere", err)
 	}
@@ -203,7 +204,7 @@ func TestThrottlingStormConverges(t *testing.T) {
 	e.fake.InjectFault(fakeaws.Fault{Action: "AuthorizeSecurityGroupIngress", Code: "RequestLimitExceeded", Rate: 0.3, Count: 50})
 	e.fake.InjectFault(fakeaws.Fault{Action: "DescribeSecurityGroupRules", Code: "RequestLimitExceeded", Rate: 0.3, Count: 50})
 	e.fake.InjectFault(fakeaws.Fault{Code: "Throttling", Rate: 0.3, Count: 200})
-	svc := newService("web", withThreePorts(), withLocal(32000), withSourceRanges("192.0.2.0/24"))
+	svc := newService("web", withThreePorts(), fixtures.WithLocalPolicy(32000), fixtures.WithSourceRanges("192.0.2.0/24"))
 	nodes := threeNodes()
 	e.ensure(svc, nodes)
 	e.ensure(svc, nodes[:2])
@@ -247,7 +248,7 @@ func TestInvalidRecreationKeepsTheExistingLoadBalancer(t *testing.T) {
 	e.fake.ResetCalls()
 	// Three Elastic IPs for the two discovered subnets: refused before the
 	// old load balancer is deleted.
-	svc := newService("web", withThreePorts(), withAnnotation(AnnotationEIPAllocations, "eipalloc-1,eipalloc-2,eipalloc-3"))
+	svc := newService("web", withThreePorts(), fixtures.WithAnnotation(AnnotationEIPAllocations, "eipalloc-1,eipalloc-2,eipalloc-3"))
 	_, err := e.p.EnsureLoadBalancer(e.ctx, testCluster, svc, threeNodes())
 	if ie, ok := providers.IsInputError(err); !ok || ie.Field != "metadata.annotations["+AnnotationEIPAllocations+"]" {
 		t.Fatalf("EnsureLoadBalancer = %v, want an InputError on the EIP annotation", err)
@@ -264,7 +265,7 @@ func TestEnsureAfterAnInterruptedEnsureConverges(t *testing.T) {
 	for _, failing := range []string{"CreateLoadBalancer", "CreateTargetGroup", "RegisterTargets", "AuthorizeSecurityGroupIngress", "CreateListener"} {
 		t.Run(failing+" fails once", func(t *testing.T) {
 			e := newEnv(t)
-			svc := newService("web", withThreePorts(), withSourceRanges("192.0.2.0/24"))
+			svc := newService("web", withThreePorts(), fixtures.WithSourceRanges("192.0.2.0/24"))
 			e.fake.InjectFault(fakeaws.Fault{Action: failing, Code: "InvalidConfigurationRequest", Count: 1})
 			if _, err := e.p.EnsureLoadBalancer(e.ctx, testCluster, svc, threeNodes()); err == nil {
 				t.Fatalf("EnsureLoadBalancer succeeded despite the fault")

@@ -8,6 +8,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 func TestInstanceIDFromProviderID(t *testing.T) {
@@ -67,11 +69,11 @@ func TestParseHealthCheck(t *testing.T) {
 		want healthCheck
 	}{
 		{"cluster: TCP on the traffic port", newService("s"), healthCheck{"TCP", "traffic-port", "", 10, 6, 2, 2}},
-		{"local: HTTP /healthz on the health check node port", newService("s", withLocal(32123)), healthCheck{"HTTP", "32123", "/healthz", 10, 6, 2, 2}},
-		{"local with TCP override keeps the port", newService("s", withLocal(32123), withAnnotation(AnnotationHCProtocol, "TCP")), healthCheck{"TCP", "32123", "", 10, 6, 2, 2}},
-		{"cluster with HTTP override gets path /", newService("s", withAnnotation(AnnotationHCProtocol, "HTTP")), healthCheck{"HTTP", "traffic-port", "/", 10, 6, 2, 2}},
-		{"short interval shortens the default timeout", newService("s", withAnnotation(AnnotationHCInterval, "5")), healthCheck{"TCP", "traffic-port", "", 5, 4, 2, 2}},
-		{"https with port and path", newService("s", withAnnotation(AnnotationHCProtocol, "https"), withAnnotation(AnnotationHCPort, "8443"), withAnnotation(AnnotationHCPath, "/live")),
+		{"local: HTTP /healthz on the health check node port", newService("s", fixtures.WithLocalPolicy(32123)), healthCheck{"HTTP", "32123", "/healthz", 10, 6, 2, 2}},
+		{"local with TCP override keeps the port", newService("s", fixtures.WithLocalPolicy(32123), fixtures.WithAnnotation(AnnotationHCProtocol, "TCP")), healthCheck{"TCP", "32123", "", 10, 6, 2, 2}},
+		{"cluster with HTTP override gets path /", newService("s", fixtures.WithAnnotation(AnnotationHCProtocol, "HTTP")), healthCheck{"HTTP", "traffic-port", "/", 10, 6, 2, 2}},
+		{"short interval shortens the default timeout", newService("s", fixtures.WithAnnotation(AnnotationHCInterval, "5")), healthCheck{"TCP", "traffic-port", "", 5, 4, 2, 2}},
+		{"https with port and path", newService("s", fixtures.WithAnnotation(AnnotationHCProtocol, "https"), fixtures.WithAnnotation(AnnotationHCPort, "8443"), fixtures.WithAnnotation(AnnotationHCPath, "/live")),
 			healthCheck{"HTTPS", "8443", "/live", 10, 6, 2, 2}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -103,7 +105,7 @@ func TestDesiredRules(t *testing.T) {
 			[]string{"tcp 30080 0.0.0.0/0 traffic"}},
 		{"UDP only: the TCP health check on the node port comes from the subnets", newService("s", withPort(53, 30053, v1.ProtocolUDP)),
 			[]string{"tcp 30053 10.0.1.0/24 health check", "tcp 30053 10.0.2.0/24 health check", "udp 30053 0.0.0.0/0 traffic"}},
-		{"source ranges and local policy", newService("s", withPort(80, 30080, v1.ProtocolTCP), withSourceRanges("192.0.2.0/24"), withLocal(32000)),
+		{"source ranges and local policy", newService("s", withPort(80, 30080, v1.ProtocolTCP), fixtures.WithSourceRanges("192.0.2.0/24"), fixtures.WithLocalPolicy(32000)),
 			[]string{"tcp 30080 192.0.2.0/24 traffic", "tcp 32000 10.0.1.0/24 health check", "tcp 32000 10.0.2.0/24 health check"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

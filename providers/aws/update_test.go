@@ -9,6 +9,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	fakeaws "github.com/extlb/extlb/fake/aws"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
@@ -76,7 +77,7 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 		{
 			desc:       "source ranges set",
 			before:     threePorts,
-			after:      newService("web", withThreePorts(), withSourceRanges("198.51.100.0/24", "192.0.2.0/25")),
+			after:      newService("web", withThreePorts(), fixtures.WithSourceRanges("198.51.100.0/24", "192.0.2.0/25")),
 			wantWrites: []string{"AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress"},
 			check: func(t *testing.T, e *testEnv, svc *v1.Service) {
 				var want []string
@@ -90,7 +91,7 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 		{
 			desc:       "policy Cluster to Local: HTTP health checks on the health check node port",
 			before:     threePorts,
-			after:      newService("web", withThreePorts(), withLocal(32000)),
+			after:      newService("web", withThreePorts(), fixtures.WithLocalPolicy(32000)),
 			wantWrites: []string{"AuthorizeSecurityGroupIngress", "ModifyTargetGroup", "ModifyTargetGroup", "ModifyTargetGroup"},
 			check: func(t *testing.T, e *testEnv, svc *v1.Service) {
 				wantHealthCheck(t, e, "HTTP", "32000", "/healthz")
@@ -100,7 +101,7 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 		},
 		{
 			desc:       "policy Local to Cluster: TCP health checks on the traffic port",
-			before:     newService("web", withThreePorts(), withLocal(32000)),
+			before:     newService("web", withThreePorts(), fixtures.WithLocalPolicy(32000)),
 			after:      threePorts,
 			wantWrites: []string{"ModifyTargetGroup", "ModifyTargetGroup", "ModifyTargetGroup", "RevokeSecurityGroupIngress"},
 			check: func(t *testing.T, e *testEnv, svc *v1.Service) {
@@ -111,9 +112,9 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 		{
 			desc:   "health check annotations",
 			before: threePorts,
-			after: newService("web", withThreePorts(), withAnnotation(AnnotationHCProtocol, "http"), withAnnotation(AnnotationHCPath, "/ready"),
-				withAnnotation(AnnotationHCPort, "31000"), withAnnotation(AnnotationHCInterval, "20"), withAnnotation(AnnotationHCTimeout, "5"),
-				withAnnotation(AnnotationHCHealthyCount, "3"), withAnnotation(AnnotationHCUnhealthyCount, "4")),
+			after: newService("web", withThreePorts(), fixtures.WithAnnotation(AnnotationHCProtocol, "http"), fixtures.WithAnnotation(AnnotationHCPath, "/ready"),
+				fixtures.WithAnnotation(AnnotationHCPort, "31000"), fixtures.WithAnnotation(AnnotationHCInterval, "20"), fixtures.WithAnnotation(AnnotationHCTimeout, "5"),
+				fixtures.WithAnnotation(AnnotationHCHealthyCount, "3"), fixtures.WithAnnotation(AnnotationHCUnhealthyCount, "4")),
 			wantWrites: []string{"AuthorizeSecurityGroupIngress", "ModifyTargetGroup", "ModifyTargetGroup", "ModifyTargetGroup"},
 			check: func(t *testing.T, e *testEnv, svc *v1.Service) {
 				wantHealthCheck(t, e, "HTTP", "31000", "/ready")
@@ -149,7 +150,7 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 		{
 			desc:       "cross-zone load balancing enabled",
 			before:     threePorts,
-			after:      newService("web", withThreePorts(), withAnnotation(AnnotationCrossZone, "true")),
+			after:      newService("web", withThreePorts(), fixtures.WithAnnotation(AnnotationCrossZone, "true")),
 			wantWrites: []string{"ModifyLoadBalancerAttributes"},
 			check: func(t *testing.T, e *testEnv, svc *v1.Service) {
 				if v := e.fake.LoadBalancers()[0].Attributes[crossZoneAttribute]; v != "true" {
@@ -160,7 +161,7 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 		{
 			desc:       "additional tag added: one AddTags call for the load balancer and its target groups",
 			before:     threePorts,
-			after:      newService("web", withThreePorts(), withAnnotation(AnnotationAdditionalTags, "team=edge")),
+			after:      newService("web", withThreePorts(), fixtures.WithAnnotation(AnnotationAdditionalTags, "team=edge")),
 			wantWrites: []string{"AddTags"},
 			check: func(t *testing.T, e *testEnv, svc *v1.Service) {
 				for _, tg := range e.fake.TargetGroups() {
@@ -173,7 +174,7 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 		{
 			desc:       "target node labels select nodes",
 			before:     threePorts,
-			after:      newService("web", withThreePorts(), withAnnotation(AnnotationTargetNodeLabels, "pool=a")),
+			after:      newService("web", withThreePorts(), fixtures.WithAnnotation(AnnotationTargetNodeLabels, "pool=a")),
 			wantWrites: []string{"DeregisterTargets", "DeregisterTargets", "DeregisterTargets"},
 			check: func(t *testing.T, e *testEnv, svc *v1.Service) {
 				wantTargets(t, e, "i-0000000000000001", "i-0000000000000002")
@@ -182,7 +183,7 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 		{
 			desc:       "made internal: load balancer recreated in the internal subnets, target groups kept",
 			before:     threePorts,
-			after:      newService("web", withThreePorts(), withAnnotation(AnnotationInternal, "true")),
+			after:      newService("web", withThreePorts(), fixtures.WithAnnotation(AnnotationInternal, "true")),
 			wantWrites: []string{"CreateListener", "CreateListener", "CreateListener", "CreateLoadBalancer", "DeleteLoadBalancer"},
 			check: func(t *testing.T, e *testEnv, svc *v1.Service) {
 				lb := e.fake.LoadBalancers()[0]
@@ -195,7 +196,7 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 		{
 			desc:       "Elastic IPs added: recreated in the discovered subnets",
 			before:     threePorts,
-			after:      newService("web", withThreePorts(), withAnnotation(AnnotationEIPAllocations, "eipalloc-1,eipalloc-2")),
+			after:      newService("web", withThreePorts(), fixtures.WithAnnotation(AnnotationEIPAllocations, "eipalloc-1,eipalloc-2")),
 			wantWrites: []string{"CreateListener", "CreateListener", "CreateListener", "CreateLoadBalancer", "DeleteLoadBalancer"},
 			check: func(t *testing.T, e *testEnv, svc *v1.Service) {
 				lb := e.fake.LoadBalancers()[0]
@@ -207,7 +208,7 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 		{
 			desc:       "Elastic IPs in annotated subnets (by name and ID): recreated with subnet mappings",
 			before:     threePorts,
-			after:      newService("web", withThreePorts(), withAnnotation(AnnotationSubnets, "public-a2, subnet-b"), withAnnotation(AnnotationEIPAllocations, "eipalloc-1,eipalloc-2")),
+			after:      newService("web", withThreePorts(), fixtures.WithAnnotation(AnnotationSubnets, "public-a2, subnet-b"), fixtures.WithAnnotation(AnnotationEIPAllocations, "eipalloc-1,eipalloc-2")),
 			wantWrites: []string{"CreateListener", "CreateListener", "CreateListener", "CreateLoadBalancer", "DeleteLoadBalancer"},
 			check: func(t *testing.T, e *testEnv, svc *v1.Service) {
 				lb := e.fake.LoadBalancers()[0]
