@@ -7,81 +7,30 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/extlb/extlb/fake/cloud/api"
 	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
-type serviceTweak func(*v1.Service)
-
-func newService(name string, tweaks ...serviceTweak) *v1.Service {
-	s := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("1b4e28ba-2fa1-11d2-883f-0016d3cca427")},
-		Spec: v1.ServiceSpec{
-			Type:                  v1.ServiceTypeLoadBalancer,
-			ExternalTrafficPolicy: v1.ServiceExternalTrafficPolicyCluster,
-		},
-	}
-	for _, tw := range tweaks {
-		tw(s)
-	}
-	return s
+// newService returns a LoadBalancer Service default/<name> with a fixed
+// UID and no ports.
+func newService(name string, tweaks ...fixtures.ServiceTweak) *v1.Service {
+	return fixtures.Service("default", name, append([]fixtures.ServiceTweak{
+		fixtures.WithUID("1b4e28ba-2fa1-11d2-883f-0016d3cca427"), fixtures.WithClusterPolicy(),
+	}, tweaks...)...)
 }
 
-func withPort(name string, proto v1.Protocol, port, nodePort int32) serviceTweak {
-	return func(s *v1.Service) {
-		s.Spec.Ports = append(s.Spec.Ports, v1.ServicePort{Name: name, Protocol: proto, Port: port, NodePort: nodePort})
-	}
-}
-
-func withLocalPolicy(hcPort int32) serviceTweak {
-	return func(s *v1.Service) {
-		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
-		s.Spec.HealthCheckNodePort = hcPort
-	}
-}
-
-func withSourceRanges(r ...string) serviceTweak {
-	return func(s *v1.Service) { s.Spec.LoadBalancerSourceRanges = r }
-}
-
-func withAnnotation(k, v string) serviceTweak {
-	return func(s *v1.Service) {
-		if s.Annotations == nil {
-			s.Annotations = map[string]string{}
-		}
-		s.Annotations[k] = v
-	}
-}
-
-func withClientIPAffinity(timeout int32) serviceTweak {
-	return func(s *v1.Service) {
-		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
-		if timeout > 0 {
-			s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: &timeout}}
-		}
-	}
-}
-
-func withLoadBalancerIP(ip string) serviceTweak {
-	return func(s *v1.Service) { s.Spec.LoadBalancerIP = ip }
-}
-
-func newNode(name string, addrs ...v1.NodeAddress) *v1.Node {
-	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: v1.NodeStatus{Addresses: addrs}}
-}
-
-func internalIP(ip string) v1.NodeAddress {
-	return v1.NodeAddress{Type: v1.NodeInternalIP, Address: ip}
+// withPort appends a port.
+func withPort(name string, proto v1.Protocol, port, nodePort int32) fixtures.ServiceTweak {
+	return fixtures.WithPort(fixtures.Port(name, proto, port, nodePort))
 }
 
 func TestSpecFromService(t *testing.T) {
 	nodes := []*v1.Node{
-		newNode("b", internalIP("10.0.0.2")),
-		newNode("a", v1.NodeAddress{Type: v1.NodeHostName, Address: "a"}, internalIP("10.0.0.1")),
-		newNode("no-ip", v1.NodeAddress{Type: v1.NodeExternalIP, Address: "203.0.113.9"}),
+		fixtures.Node("b", fixtures.WithInternalIP("10.0.0.2")),
+		fixtures.Node("a", fixtures.WithNodeAddress(v1.NodeHostName, "a"), fixtures.WithInternalIP("10.0.0.1")),
+		fixtures.Node("no-ip", fixtures.WithNodeAddress(v1.NodeExternalIP, "203.0.113.9")),
 	}
 	wantBackends := []api.Backend{{Name: "a", Address: "10.0.0.1"}, {Name: "b", Address: "10.0.0.2"}}
 	m := mapping{healthCheckInterval: 500 * time.Millisecond}
@@ -123,7 +72,7 @@ func TestSpecFromService(t *testing.T) {
 		},
 		{
 			desc:    "local policy probes healthCheckNodePort over HTTP",
-			service: newService("web", withPort("http", v1.ProtocolTCP, 80, 30080), withLocalPolicy(32100)),
+			service: newService("web", withPort("http", v1.ProtocolTCP, 80, 30080), fixtures.WithLocalPolicy(32100)),
 			check: func(t *testing.T, s api.LoadBalancerSpec) {
 				if hc := s.HealthCheck; hc.Type != api.HealthCheckHTTP || hc.Port != 32100 || hc.Path != "/healthz" {
 					t.Errorf("health check %+v, want HTTP /healthz on 32100", hc)
@@ -132,7 +81,7 @@ func TestSpecFromService(t *testing.T) {
 		},
 		{
 			desc:    "source ranges from the spec",
-			service: newService("web", withPort("", v1.ProtocolTCP, 80, 30080), withSourceRanges("192.0.2.0/24", "10.0.0.0/8")),
+			service: newService("web", withPort("", v1.ProtocolTCP, 80, 30080), fixtures.WithSourceRanges("192.0.2.0/24", "10.0.0.0/8")),
 			check: func(t *testing.T, s api.LoadBalancerSpec) {
 				if want := []string{"10.0.0.0/8", "192.0.2.0/24"}; !reflect.DeepEqual(s.SourceRanges, want) {
 					t.Errorf("source ranges %v, want %v", s.SourceRanges, want)
@@ -141,7 +90,7 @@ func TestSpecFromService(t *testing.T) {
 		},
 		{
 			desc:    "source ranges from the annotation",
-			service: newService("web", withPort("", v1.ProtocolTCP, 80, 30080), withAnnotation(v1.AnnotationLoadBalancerSourceRangesKey, "198.51.100.0/24")),
+			service: newService("web", withPort("", v1.ProtocolTCP, 80, 30080), fixtures.WithAnnotation(v1.AnnotationLoadBalancerSourceRangesKey, "198.51.100.0/24")),
 			check: func(t *testing.T, s api.LoadBalancerSpec) {
 				if want := []string{"198.51.100.0/24"}; !reflect.DeepEqual(s.SourceRanges, want) {
 					t.Errorf("source ranges %v, want %v", s.SourceRanges, want)
@@ -150,7 +99,7 @@ func TestSpecFromService(t *testing.T) {
 		},
 		{
 			desc:    "allow-all source range is no restriction",
-			service: newService("web", withPort("", v1.ProtocolTCP, 80, 30080), withSourceRanges("0.0.0.0/0")),
+			service: newService("web", withPort("", v1.ProtocolTCP, 80, 30080), fixtures.WithSourceRanges("0.0.0.0/0")),
 			check: func(t *testing.T, s api.LoadBalancerSpec) {
 				if s.SourceRanges != nil {
 					t.Errorf("source ranges %v, want none", s.SourceRanges)
@@ -159,7 +108,7 @@ func TestSpecFromService(t *testing.T) {
 		},
 		{
 			desc:    "client IP affinity with its timeout",
-			service: newService("web", withPort("", v1.ProtocolTCP, 80, 30080), withClientIPAffinity(60)),
+			service: newService("web", withPort("", v1.ProtocolTCP, 80, 30080), fixtures.WithClientIPAffinity(60)),
 			check: func(t *testing.T, s api.LoadBalancerSpec) {
 				if sa := s.SessionAffinity; sa == nil || sa.Type != api.SessionAffinityClientIP || sa.TimeoutSeconds != 60 {
 					t.Errorf("affinity %+v", sa)
@@ -168,7 +117,7 @@ func TestSpecFromService(t *testing.T) {
 		},
 		{
 			desc:    "client IP affinity default timeout",
-			service: newService("web", withPort("", v1.ProtocolTCP, 80, 30080), withClientIPAffinity(0)),
+			service: newService("web", withPort("", v1.ProtocolTCP, 80, 30080), fixtures.WithClientIPAffinity(0)),
 			check: func(t *testing.T, s api.LoadBalancerSpec) {
 				if sa := s.SessionAffinity; sa == nil || sa.TimeoutSeconds != 10800 {
 					t.Errorf("affinity %+v, want timeout 10800", sa)
@@ -188,7 +137,7 @@ func TestSpecFromService(t *testing.T) {
 
 func TestSpecRejectsBadServicesNamingTheField(t *testing.T) {
 	m := mapping{healthCheckInterval: time.Second}
-	nodes := []*v1.Node{newNode("a", internalIP("10.0.0.1"))}
+	nodes := []*v1.Node{fixtures.Node("a", fixtures.WithInternalIP("10.0.0.1"))}
 	for _, tc := range []struct {
 		desc, field, reason string
 		service             *v1.Service
@@ -199,15 +148,15 @@ func TestSpecRejectsBadServicesNamingTheField(t *testing.T) {
 			newService("s", withPort("a", v1.ProtocolTCP, 80, 0))},
 		{"no ports", "spec.ports", "at least one port", newService("s")},
 		{"bad source range", "spec.loadBalancerSourceRanges", "",
-			newService("s", withPort("a", v1.ProtocolTCP, 80, 30080), withSourceRanges("10.0.0.300/8"))},
+			newService("s", withPort("a", v1.ProtocolTCP, 80, 30080), fixtures.WithSourceRanges("10.0.0.300/8"))},
 		{"bad source range annotation", "metadata.annotations[service.beta.kubernetes.io/load-balancer-source-ranges]", "",
-			newService("s", withPort("a", v1.ProtocolTCP, 80, 30080), withAnnotation(v1.AnnotationLoadBalancerSourceRangesKey, "nonsense"))},
+			newService("s", withPort("a", v1.ProtocolTCP, 80, 30080), fixtures.WithAnnotation(v1.AnnotationLoadBalancerSourceRangesKey, "nonsense"))},
 		{"requested IP", "spec.loadBalancerIP", "allocates addresses itself",
-			newService("s", withPort("a", v1.ProtocolTCP, 80, 30080), withLoadBalancerIP("192.0.2.10"))},
+			newService("s", withPort("a", v1.ProtocolTCP, 80, 30080), fixtures.WithLoadBalancerIP("192.0.2.10"))},
 		{"local policy without health check port", "spec.healthCheckNodePort", "must be set",
-			newService("s", withPort("a", v1.ProtocolTCP, 80, 30080), withLocalPolicy(0))},
+			newService("s", withPort("a", v1.ProtocolTCP, 80, 30080), fixtures.WithLocalPolicy(0))},
 		{"affinity timeout too long", "spec.sessionAffinityConfig.clientIP.timeoutSeconds", "between 1 and 86400",
-			newService("s", withPort("a", v1.ProtocolTCP, 80, 30080), withClientIPAffinity(90000))},
+			newService("s", withPort("a", v1.ProtocolTCP, 80, 30080), fixtures.WithClientIPAffinity(90000))},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			_, err := m.spec("kind", tc.service, nodes)

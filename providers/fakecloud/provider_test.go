@@ -21,6 +21,7 @@ import (
 	"github.com/extlb/extlb/fake/cloud/api"
 	"github.com/extlb/extlb/fake/nodeagent"
 	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 // Tests here use nodes in 127.201.<n>.0/24 and VIPs in 127.202.<n>.0/24 with
@@ -56,7 +57,7 @@ func startAgents(t *testing.T, n, count int, svc nodeagent.ServicePorts) ([]*nod
 			t.Fatal(err)
 		}
 		agents = append(agents, a)
-		nodes = append(nodes, newNode(name, internalIP(ip)))
+		nodes = append(nodes, fixtures.Node(name, fixtures.WithInternalIP(ip)))
 	}
 	return agents, nodes
 }
@@ -168,7 +169,7 @@ func TestLocalPolicyReachesOnlyNodesWithEndpoints(t *testing.T) {
 	svcPorts.HealthCheckNodePort = 32027
 	agents, nodes := startAgents(t, 27, 3, svcPorts)
 	agents[2].SetLocalEndpoints(map[string]int{"default/web": 1})
-	svc := newService("web", withPort("http", v1.ProtocolTCP, 8080, 31080), withLocalPolicy(32027))
+	svc := newService("web", withPort("http", v1.ProtocolTCP, 8080, 31080), fixtures.WithLocalPolicy(32027))
 	st, err := p.EnsureLoadBalancer(ctx, "test", svc, nodes)
 	if err != nil {
 		t.Fatal(err)
