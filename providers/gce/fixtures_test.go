@@ -9,11 +9,11 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	fakegce "github.com/extlb/extlb/fake/gce"
 	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 const (
@@ -113,27 +113,18 @@ func countMatching(calls []string, substr string) int {
 	return n
 }
 
-type serviceTweak func(*v1.Service)
-
 // newService returns a LoadBalancer Service in namespace "default" with a
 // UID derived from its name and TCP port 80.
-func newService(name string, tweaks ...serviceTweak) *v1.Service {
-	svc := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name + "-0123456789abcdef")},
-		Spec: v1.ServiceSpec{
-			Type:                  v1.ServiceTypeLoadBalancer,
-			ExternalTrafficPolicy: v1.ServiceExternalTrafficPolicyCluster,
-			Ports:                 []v1.ServicePort{{Name: "p80", Protocol: v1.ProtocolTCP, Port: 80, NodePort: 30080}},
-		},
-	}
-	for _, tw := range tweaks {
-		tw(svc)
-	}
-	return svc
+func newService(name string, tweaks ...fixtures.ServiceTweak) *v1.Service {
+	return fixtures.Service("default", name, append([]fixtures.ServiceTweak{
+		fixtures.WithUID("uid-" + name + "-0123456789abcdef"), fixtures.WithClusterPolicy(),
+		fixtures.WithPorts(fixtures.Port("p80", v1.ProtocolTCP, 80, 30080)),
+	}, tweaks...)...)
 }
 
-// withPorts replaces the ports; each is "80/TCP".
-func withPorts(specs ...string) serviceTweak {
+// withPorts replaces the ports; each is "80/TCP", named p<index>, on node
+// port 30000+<index>, with the port as its target port.
+func withPorts(specs ...string) fixtures.ServiceTweak {
 	return func(s *v1.Service) {
 		s.Spec.Ports = nil
 		for i, spec := range specs {
@@ -146,34 +137,6 @@ func withPorts(specs ...string) serviceTweak {
 			})
 		}
 	}
-}
-
-func withAnnotation(k, v string) serviceTweak {
-	return func(s *v1.Service) {
-		if s.Annotations == nil {
-			s.Annotations = map[string]string{}
-		}
-		s.Annotations[k] = v
-	}
-}
-
-func withLocal(healthCheckNodePort int32) serviceTweak {
-	return func(s *v1.Service) {
-		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
-		s.Spec.HealthCheckNodePort = healthCheckNodePort
-	}
-}
-
-func withSourceRanges(r ...string) serviceTweak {
-	return func(s *v1.Service) { s.Spec.LoadBalancerSourceRanges = r }
-}
-
-func withLoadBalancerIP(ip string) serviceTweak {
-	return func(s *v1.Service) { s.Spec.LoadBalancerIP = ip }
-}
-
-func withAffinity(a v1.ServiceAffinity) serviceTweak {
-	return func(s *v1.Service) { s.Spec.SessionAffinity = a }
 }
 
 func ownerOf(svc *v1.Service) owner {

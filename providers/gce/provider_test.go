@@ -7,12 +7,14 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 func TestEnsureCreatesCompleteLoadBalancer(t *testing.T) {
 	e := newTestEnv(t)
 	nodes := e.nodes(3)
-	svc := newService("web", withPorts("80/TCP", "443/TCP"), withSourceRanges("192.0.2.0/24", "198.51.100.7/32"))
+	svc := newService("web", withPorts("80/TCP", "443/TCP"), fixtures.WithSourceRanges("192.0.2.0/24", "198.51.100.7/32"))
 
 	st := e.ensure(svc, nodes)
 
@@ -75,8 +77,8 @@ func TestIdleEnsureOnlyReads(t *testing.T) {
 		svc  *v1.Service
 	}{
 		{desc: "cluster policy", svc: newService("web")},
-		{desc: "local policy, two protocols", svc: newService("dns", withPorts("53/TCP", "53/UDP"), withLocal(31000))},
-		{desc: "requested IP", svc: newService("fixed", withLoadBalancerIP("198.51.100.20"))},
+		{desc: "local policy, two protocols", svc: newService("dns", withPorts("53/TCP", "53/UDP"), fixtures.WithLocalPolicy(31000))},
+		{desc: "requested IP", svc: newService("fixed", fixtures.WithLoadBalancerIP("198.51.100.20"))},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			e := newTestEnv(t)
@@ -111,15 +113,15 @@ func TestUpdatesAreDiffs(t *testing.T) {
 			wantWrites: []string{"POST regions/us-central1/targetPools/" + namesOf(newService("web")).base + "/addInstance"}},
 		{desc: "node removed", before: newService("web"), after: newService("web"), nodesAfter: 2,
 			wantWrites: []string{"/removeInstance"}},
-		{desc: "source ranges changed", before: newService("web"), after: newService("web", withSourceRanges("203.0.113.0/24")), nodesAfter: 3,
+		{desc: "source ranges changed", before: newService("web"), after: newService("web", fixtures.WithSourceRanges("203.0.113.0/24")), nodesAfter: 3,
 			wantWrites: []string{"PUT global/firewalls/" + namesOf(newService("web")).firewall}},
 		{desc: "port added", before: newService("web"), after: newService("web", withPorts("80/TCP", "8080/TCP")), nodesAfter: 3,
 			wantWrites: []string{"PUT global/firewalls/", "DELETE regions/us-central1/forwardingRules/", "POST regions/us-central1/forwardingRules"}},
 		{desc: "UDP port added", before: newService("web"), after: newService("web", withPorts("80/TCP", "53/UDP")), nodesAfter: 3,
 			wantWrites: []string{"PUT global/firewalls/", "POST regions/us-central1/forwardingRules"}},
-		{desc: "session affinity changed", before: newService("web"), after: newService("web", withAffinity(v1.ServiceAffinityClientIP)), nodesAfter: 3,
+		{desc: "session affinity changed", before: newService("web"), after: newService("web", fixtures.WithSessionAffinity(v1.ServiceAffinityClientIP)), nodesAfter: 3,
 			wantWrites: []string{"DELETE regions/us-central1/forwardingRules/", "DELETE regions/us-central1/targetPools/", "POST regions/us-central1/targetPools", "POST regions/us-central1/forwardingRules"}},
-		{desc: "cluster to local policy", before: newService("web"), after: newService("web", withLocal(31234)), nodesAfter: 3,
+		{desc: "cluster to local policy", before: newService("web"), after: newService("web", fixtures.WithLocalPolicy(31234)), nodesAfter: 3,
 			wantWrites: []string{
 				"POST global/httpHealthChecks", "POST global/firewalls",
 				"DELETE regions/us-central1/forwardingRules/", "DELETE regions/us-central1/targetPools/",
@@ -127,7 +129,7 @@ func TestUpdatesAreDiffs(t *testing.T) {
 				"DELETE global/httpHealthChecks/" + namesOf(newService("web")).sharedHealthCheck,
 				"DELETE global/firewalls/" + namesOf(newService("web")).sharedHealthCheckFirewall,
 			}},
-		{desc: "local to cluster policy", before: newService("web", withLocal(31234)), after: newService("web"), nodesAfter: 3,
+		{desc: "local to cluster policy", before: newService("web", fixtures.WithLocalPolicy(31234)), after: newService("web"), nodesAfter: 3,
 			wantWrites: []string{
 				"POST global/httpHealthChecks", "POST global/firewalls",
 				"DELETE regions/us-central1/forwardingRules/", "DELETE regions/us-central1/targetPools/",
@@ -135,7 +137,7 @@ func TestUpdatesAreDiffs(t *testing.T) {
 				"DELETE global/httpHealthChecks/" + namesOf(newService("web")).healthCheck,
 				"DELETE global/firewalls/" + namesOf(newService("web")).healthCheckFirewall,
 			}},
-		{desc: "requested IP set", before: newService("web"), after: newService("web", withLoadBalancerIP("198.51.100.9")), nodesAfter: 3,
+		{desc: "requested IP set", before: newService("web"), after: newService("web", fixtures.WithLoadBalancerIP("198.51.100.9")), nodesAfter: 3,
 			wantWrites: []string{"DELETE regions/us-central1/forwardingRules/", "DELETE regions/us-central1/addresses/",
 				"POST regions/us-central1/addresses", "POST regions/us-central1/forwardingRules"}},
 	} {

@@ -9,6 +9,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 func TestInvalidInputIsAnInputErrorBeforeAnyCall(t *testing.T) {
@@ -20,17 +21,17 @@ func TestInvalidInputIsAnInputErrorBeforeAnyCall(t *testing.T) {
 		{desc: "SCTP port", svc: newService("web", withPorts("80/TCP", "9000/SCTP")), wantField: "spec.ports[1].protocol"},
 		{desc: "no ports", svc: newService("web", withPorts()), wantField: "spec.ports"},
 		{desc: "duplicate port", svc: newService("web", withPorts("80/TCP", "80/TCP")), wantField: "spec.ports[1].port"},
-		{desc: "bad source range", svc: newService("web", withSourceRanges("192.0.2.0/24", "10.0.0.0/33")), wantField: "spec.loadBalancerSourceRanges[1]"},
-		{desc: "IPv6 source range", svc: newService("web", withSourceRanges("2001:db8::/32")), wantField: "spec.loadBalancerSourceRanges[0]"},
-		{desc: "bad source-range annotation", svc: newService("web", withAnnotation(AnnotationSourceRanges, "192.0.2.0/24,nonsense")),
+		{desc: "bad source range", svc: newService("web", fixtures.WithSourceRanges("192.0.2.0/24", "10.0.0.0/33")), wantField: "spec.loadBalancerSourceRanges[1]"},
+		{desc: "IPv6 source range", svc: newService("web", fixtures.WithSourceRanges("2001:db8::/32")), wantField: "spec.loadBalancerSourceRanges[0]"},
+		{desc: "bad source-range annotation", svc: newService("web", fixtures.WithAnnotation(AnnotationSourceRanges, "192.0.2.0/24,nonsense")),
 			wantField: "metadata.annotations[" + AnnotationSourceRanges + "][1]"},
-		{desc: "requested IP not an IP", svc: newService("web", withLoadBalancerIP("300.1.2.3")), wantField: "spec.loadBalancerIP"},
-		{desc: "requested IP is IPv6", svc: newService("web", withAnnotation(AnnotationLoadBalancerIP, "2001:db8::1")),
+		{desc: "requested IP not an IP", svc: newService("web", fixtures.WithLoadBalancerIP("300.1.2.3")), wantField: "spec.loadBalancerIP"},
+		{desc: "requested IP is IPv6", svc: newService("web", fixtures.WithAnnotation(AnnotationLoadBalancerIP, "2001:db8::1")),
 			wantField: "metadata.annotations[" + AnnotationLoadBalancerIP + "]"},
-		{desc: "requested IP is private", svc: newService("web", withLoadBalancerIP("10.1.2.3")), wantField: "spec.loadBalancerIP"},
-		{desc: "annotation and spec disagree", svc: newService("web", withLoadBalancerIP("198.51.100.1"), withAnnotation(AnnotationLoadBalancerIP, "198.51.100.2")),
+		{desc: "requested IP is private", svc: newService("web", fixtures.WithLoadBalancerIP("10.1.2.3")), wantField: "spec.loadBalancerIP"},
+		{desc: "annotation and spec disagree", svc: newService("web", fixtures.WithLoadBalancerIP("198.51.100.1"), fixtures.WithAnnotation(AnnotationLoadBalancerIP, "198.51.100.2")),
 			wantField: "metadata.annotations[" + AnnotationLoadBalancerIP + "]"},
-		{desc: "local policy without health-check node port", svc: newService("web", withLocal(0)), wantField: "spec.healthCheckNodePort"},
+		{desc: "local policy without health-check node port", svc: newService("web", fixtures.WithLocalPolicy(0)), wantField: "spec.healthCheckNodePort"},
 		{desc: "IPv6-only Service", svc: newService("web", func(s *v1.Service) { s.Spec.IPFamilies = []v1.IPFamily{v1.IPv6Protocol} }), wantField: "spec.ipFamilies"},
 		{desc: "no UID", svc: newService("web", func(s *v1.Service) { s.UID = "" }), wantField: "metadata.uid"},
 	} {
@@ -56,7 +57,7 @@ func TestInvalidInputIsAnInputErrorBeforeAnyCall(t *testing.T) {
 }
 
 func TestSpecDefaults(t *testing.T) {
-	s, err := specFor("c", newService("web", withAnnotation(AnnotationSourceRanges, " 192.0.2.7/24 , 192.0.2.0/24"), withPorts("443/TCP", "80/TCP")))
+	s, err := specFor("c", newService("web", fixtures.WithAnnotation(AnnotationSourceRanges, " 192.0.2.7/24 , 192.0.2.0/24"), withPorts("443/TCP", "80/TCP")))
 	if err != nil {
 		t.Fatal(err)
 	}

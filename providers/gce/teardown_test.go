@@ -12,6 +12,8 @@ import (
 	"google.golang.org/api/option"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 func TestDeleteLeavesNothingBehind(t *testing.T) {
@@ -19,7 +21,7 @@ func TestDeleteLeavesNothingBehind(t *testing.T) {
 	nodes := e.nodes(3)
 	cluster1 := newService("cluster-a")
 	cluster2 := newService("cluster-b", withPorts("53/UDP", "80/TCP"))
-	local := newService("local", withLocal(32000), withLoadBalancerIP("198.51.100.30"))
+	local := newService("local", fixtures.WithLocalPolicy(32000), fixtures.WithLoadBalancerIP("198.51.100.30"))
 	for _, svc := range []*v1.Service{cluster1, cluster2, local} {
 		e.ensure(svc, nodes)
 	}
@@ -50,7 +52,7 @@ func TestDeleteLeavesNothingBehind(t *testing.T) {
 
 func TestDeleteOrder(t *testing.T) {
 	e := newTestEnv(t)
-	svc := newService("web", withLocal(32000))
+	svc := newService("web", fixtures.WithLocalPolicy(32000))
 	e.ensure(svc, e.nodes(1))
 	e.srv.ResetCalls()
 	e.remove(svc)
@@ -144,7 +146,7 @@ func TestUsersReservedAddressIsUsedNotOwned(t *testing.T) {
 	if err != nil || op.Wait(e.ctx) != nil {
 		t.Fatalf("reserving the user's address: %v", err)
 	}
-	svc := newService("web", withAnnotation(AnnotationLoadBalancerIP, "198.51.100.44"))
+	svc := newService("web", fixtures.WithAnnotation(AnnotationLoadBalancerIP, "198.51.100.44"))
 	st := e.ensure(svc, e.nodes(1))
 	if st.Ingress[0].IP != "198.51.100.44" {
 		t.Fatalf("status IP = %s, want the user's 198.51.100.44", st.Ingress[0].IP)
@@ -167,9 +169,9 @@ func TestConcurrentServicesShareTheNodeHealthCheckSafely(t *testing.T) {
 	nodes := e.nodes(3)
 	var svcs []*v1.Service
 	for i := range 6 {
-		tweaks := []serviceTweak{}
+		tweaks := []fixtures.ServiceTweak{}
 		if i%3 == 0 {
-			tweaks = append(tweaks, withLocal(int32(31000+i)))
+			tweaks = append(tweaks, fixtures.WithLocalPolicy(int32(31000+i)))
 		}
 		svcs = append(svcs, newService(fmt.Sprintf("svc-%d", i), tweaks...))
 	}
