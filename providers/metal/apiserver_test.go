@@ -25,6 +25,7 @@ import (
 
 	"github.com/extlb/extlb/fake/cluster"
 	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
@@ -89,7 +90,7 @@ func TestAgainstRealAPIServer(t *testing.T) {
 	if webAddr != "192.0.2.0" {
 		t.Fatalf("web got %q", webAddr)
 	}
-	dual := createService(t, ctx, kube, newService("dual", withFamilies(v1.IPFamilyPolicyPreferDualStack, v1.IPv4Protocol)))
+	dual := createService(t, ctx, kube, newService("dual", fixtures.WithFamilies(v1.IPFamilyPolicyPreferDualStack, v1.IPv4Protocol)))
 	if got := ensureAndWriteStatus(t, ctx, kube, first, dual); got != "192.0.2.1" {
 		// The API server keeps a single-family cluster at one family even
 		// for PreferDualStack.
@@ -117,7 +118,7 @@ func TestAgainstRealAPIServer(t *testing.T) {
 
 	// A Service asking for an address no pool has waits, then is served
 	// once a pool with that address appears.
-	waiting := createService(t, ctx, kube, newService("waiting", withAnnotation(AnnotationLoadBalancerIPs, "203.0.113.9")))
+	waiting := createService(t, ctx, kube, newService("waiting", fixtures.WithAnnotation(AnnotationLoadBalancerIPs, "203.0.113.9")))
 	_, err = second.EnsureLoadBalancer(ctx, "test", waiting, nil)
 	var re *api.RetryError
 	if ie, ok := providers.IsInputError(err); !ok || ie.Field != fieldLoadBalancerIPs || !errors.As(err, &re) {

@@ -18,6 +18,7 @@ import (
 	"github.com/extlb/extlb/controller/manager"
 	"github.com/extlb/extlb/fake/cluster"
 	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 const metalClass = "extlb.io/metal"
@@ -39,7 +40,7 @@ func TestWithController(t *testing.T) {
 
 	stop := startController(t, cfg)
 	for _, name := range []string{"a", "b", "c"} {
-		createService(t, ctx, kube, newService(name, ofClass(metalClass)))
+		createService(t, ctx, kube, newService(name, fixtures.WithClass(metalClass)))
 		if name != "c" {
 			// a and b take the pool's two addresses, in this order.
 			waitForIngress(t, ctx, kube, name)
@@ -54,7 +55,7 @@ func TestWithController(t *testing.T) {
 		t.Fatalf("c got %v from an exhausted pool", svc.Status.LoadBalancer.Ingress)
 	}
 
-	createService(t, ctx, kube, newService("bad", ofClass(metalClass), withAnnotation(AnnotationLoadBalancerIPs, "banana")))
+	createService(t, ctx, kube, newService("bad", fixtures.WithClass(metalClass), fixtures.WithAnnotation(AnnotationLoadBalancerIPs, "banana")))
 	waitForEvent(t, ctx, kube, "bad", `metadata.annotations[extlb.io/load-balancer-ips]: "banana" is not an IP address`)
 
 	createPool(t, ctx, dyn, newIPPool("spare", []string{"198.51.100.0/30"}))
@@ -72,11 +73,11 @@ func TestWithController(t *testing.T) {
 
 	stop()
 	startController(t, cfg)
-	createService(t, ctx, kube, newService("d", ofClass(metalClass)))
+	createService(t, ctx, kube, newService("d", fixtures.WithClass(metalClass)))
 	if got := waitForIngress(t, ctx, kube, "d"); got != addrB {
 		t.Fatalf("after restart d got %s, want %s which b freed", got, addrB)
 	}
-	createService(t, ctx, kube, newService("e", ofClass(metalClass)))
+	createService(t, ctx, kube, newService("e", fixtures.WithClass(metalClass)))
 	if got := waitForIngress(t, ctx, kube, "e"); got != "198.51.100.1" {
 		t.Fatalf("after restart e got %s, want 198.51.100.1 (the small pool is full; c holds 198.51.100.0)", got)
 	}
@@ -85,10 +86,6 @@ func TestWithController(t *testing.T) {
 			t.Errorf("after restart %s shows %s, want %s", name, got, want)
 		}
 	}
-}
-
-func ofClass(class string) serviceOption {
-	return func(s *v1.Service) { s.Spec.LoadBalancerClass = &class }
 }
 
 func createPool(t *testing.T, ctx context.Context, dyn dynamic.Interface, p *IPPool) {

@@ -10,83 +10,42 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
-type serviceOption func(*v1.Service)
-
 // newService returns a LoadBalancer Service default/<name> serving TCP/80,
-// IPv4 single-stack, created at a time that grows with each call.
-func newService(name string, opts ...serviceOption) *v1.Service {
-	single := v1.IPFamilyPolicySingleStack
-	svc := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: "default", Name: name, UID: types.UID("uid-" + name),
-			CreationTimestamp: metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
-		},
-		Spec: v1.ServiceSpec{
-			Type:           v1.ServiceTypeLoadBalancer,
-			Ports:          []v1.ServicePort{{Name: "p80", Protocol: v1.ProtocolTCP, Port: 80}},
-			IPFamilies:     []v1.IPFamily{v1.IPv4Protocol},
-			IPFamilyPolicy: &single,
-		},
-	}
-	for _, o := range opts {
-		o(svc)
-	}
-	return svc
+// IPv4 single-stack, created at the start of 2026 (see createdAt).
+func newService(name string, opts ...fixtures.ServiceTweak) *v1.Service {
+	return fixtures.Service("default", name, append([]fixtures.ServiceTweak{
+		fixtures.WithUID("uid-" + name), createdAt(0),
+		fixtures.WithPorts(fixtures.Port("p80", v1.ProtocolTCP, 80, 0)),
+		fixtures.WithFamilies(v1.IPFamilyPolicySingleStack, v1.IPv4Protocol),
+	}, opts...)...)
 }
 
-func withAnnotation(k, v string) serviceOption {
-	return func(s *v1.Service) {
-		if s.Annotations == nil {
-			s.Annotations = map[string]string{}
-		}
-		s.Annotations[k] = v
-	}
-}
-
-func withPorts(ports ...int32) serviceOption {
+// withPorts replaces the ports with unnamed TCP ports without node ports.
+func withPorts(ports ...int32) fixtures.ServiceTweak {
 	return func(s *v1.Service) {
 		s.Spec.Ports = nil
 		for _, p := range ports {
-			s.Spec.Ports = append(s.Spec.Ports, v1.ServicePort{Protocol: v1.ProtocolTCP, Port: p})
+			s.Spec.Ports = append(s.Spec.Ports, fixtures.Port("", v1.ProtocolTCP, p, 0))
 		}
 	}
 }
 
-func withLoadBalancerIP(ip string) serviceOption {
-	return func(s *v1.Service) { s.Spec.LoadBalancerIP = ip }
+// withLocalTraffic sets the Local traffic policy and the pod selector.
+func withLocalTraffic(selector map[string]string) fixtures.ServiceTweak {
+	return fixtures.Tweaks(fixtures.WithLocalPolicy(0), fixtures.WithSelector(selector))
 }
 
-func withFamilies(policy v1.IPFamilyPolicy, fs ...v1.IPFamily) serviceOption {
-	return func(s *v1.Service) { s.Spec.IPFamilyPolicy = &policy; s.Spec.IPFamilies = fs }
-}
-
-func withLocalTraffic(selector map[string]string) serviceOption {
-	return func(s *v1.Service) {
-		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
-		s.Spec.Selector = selector
-	}
-}
-
-func withIngress(ips ...string) serviceOption {
-	return func(s *v1.Service) {
-		for _, ip := range ips {
-			s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, v1.LoadBalancerIngress{IP: ip})
-		}
-	}
-}
-
-func createdAt(minute int) serviceOption {
-	return func(s *v1.Service) {
-		s.CreationTimestamp = metav1.NewTime(time.Date(2026, 1, 1, 0, minute, 0, 0, time.UTC))
-	}
+// createdAt sets the creation time to minute minutes into 2026.
+func createdAt(minute int) fixtures.ServiceTweak {
+	return fixtures.WithCreationTime(time.Date(2026, 1, 1, 0, minute, 0, 0, time.UTC))
 }
 
 type poolOption func(*IPPool)

@@ -17,6 +17,7 @@ import (
 	"k8s.io/cloud-provider/api"
 
 	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 func TestCapabilities(t *testing.T) {
@@ -72,13 +73,13 @@ func TestChangingRequestMovesService(t *testing.T) {
 	if got := env.mustEnsure(t, newService("web")); got != "192.0.2.0" {
 		t.Fatalf("got %q", got)
 	}
-	if got := env.mustEnsure(t, newService("web", withAnnotation(AnnotationLoadBalancerIPs, "192.0.2.3"))); got != "192.0.2.3" {
+	if got := env.mustEnsure(t, newService("web", fixtures.WithAnnotation(AnnotationLoadBalancerIPs, "192.0.2.3"))); got != "192.0.2.3" {
 		t.Fatalf("after requesting .3 got %q", got)
 	}
-	if got := env.mustEnsure(t, newService("web", withAnnotation(AnnotationIPPool, "b"))); got != "198.51.100.0" {
+	if got := env.mustEnsure(t, newService("web", fixtures.WithAnnotation(AnnotationIPPool, "b"))); got != "198.51.100.0" {
 		t.Fatalf("after naming pool b got %q", got)
 	}
-	if got := env.mustEnsure(t, newService("other", withLoadBalancerIP("192.0.2.3"))); got != "192.0.2.3" {
+	if got := env.mustEnsure(t, newService("other", fixtures.WithLoadBalancerIP("192.0.2.3"))); got != "192.0.2.3" {
 		t.Fatalf("the address web left was not freed: %q", got)
 	}
 }
@@ -89,7 +90,7 @@ func TestEnsureErrors(t *testing.T) {
 		newIPPool("team-a", []string{"198.51.100.0/30"}, withNamespaceSelector(map[string]string{"team": "a"})),
 	}
 	existing := []*v1.Service{
-		newService("holder", withAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1"), withAnnotation(AnnotationAllowSharedIP, "k"), withPorts(80, 443)),
+		newService("holder", fixtures.WithAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1"), fixtures.WithAnnotation(AnnotationAllowSharedIP, "k"), withPorts(80, 443)),
 	}
 	tests := []struct {
 		desc      string
@@ -99,63 +100,63 @@ func TestEnsureErrors(t *testing.T) {
 		wantMsg   string
 	}{
 		{
-			desc: "annotation is not an address", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1,banana")),
+			desc: "annotation is not an address", svc: newService("web", fixtures.WithAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1,banana")),
 			wantField: fieldLoadBalancerIPs, wantMsg: `"banana" is not an IP address`,
 		},
 		{
-			desc: "two addresses of one family", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1, 192.0.2.2")),
+			desc: "two addresses of one family", svc: newService("web", fixtures.WithAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1, 192.0.2.2")),
 			wantField: fieldLoadBalancerIPs, wantMsg: "at most one address per IP family",
 		},
 		{
-			desc: "annotation and spec.loadBalancerIP disagree", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "192.0.2.2"), withLoadBalancerIP("192.0.2.1")),
+			desc: "annotation and spec.loadBalancerIP disagree", svc: newService("web", fixtures.WithAnnotation(AnnotationLoadBalancerIPs, "192.0.2.2"), fixtures.WithLoadBalancerIP("192.0.2.1")),
 			wantField: fieldLoadBalancerIPs, wantMsg: "conflicts with spec.loadBalancerIP",
 		},
 		{
-			desc: "spec.loadBalancerIP is garbage", svc: newService("web", withLoadBalancerIP("x")),
+			desc: "spec.loadBalancerIP is garbage", svc: newService("web", fixtures.WithLoadBalancerIP("x")),
 			wantField: fieldLoadBalancerIP, wantMsg: `"x" is not an IP address`,
 		},
 		{
-			desc: "empty pool annotation", svc: newService("web", withAnnotation(AnnotationIPPool, " ")),
+			desc: "empty pool annotation", svc: newService("web", fixtures.WithAnnotation(AnnotationIPPool, " ")),
 			wantField: fieldIPPool, wantMsg: "must name an IPPool",
 		},
 		{
-			desc: "empty sharing key", svc: newService("web", withAnnotation(AnnotationAllowSharedIP, "")),
+			desc: "empty sharing key", svc: newService("web", fixtures.WithAnnotation(AnnotationAllowSharedIP, "")),
 			wantField: fieldAllowSharedIP, wantMsg: "non-empty sharing key",
 		},
 		{
-			desc: "requested address outside every pool", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "203.0.113.9")),
+			desc: "requested address outside every pool", svc: newService("web", fixtures.WithAnnotation(AnnotationLoadBalancerIPs, "203.0.113.9")),
 			wantField: fieldLoadBalancerIPs, wantRetry: true, wantMsg: "requested address 203.0.113.9 is outside every IPPool",
 		},
 		{
-			desc: "spec.loadBalancerIP outside every pool", svc: newService("web", withLoadBalancerIP("203.0.113.9")),
+			desc: "spec.loadBalancerIP outside every pool", svc: newService("web", fixtures.WithLoadBalancerIP("203.0.113.9")),
 			wantField: fieldLoadBalancerIP, wantRetry: true, wantMsg: "outside every IPPool",
 		},
 		{
-			desc: "requested address of the wrong family", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "2001:db8::1")),
+			desc: "requested address of the wrong family", svc: newService("web", fixtures.WithAnnotation(AnnotationLoadBalancerIPs, "2001:db8::1")),
 			wantField: fieldLoadBalancerIPs, wantMsg: "is IPv6, but the Service only gets IPv4",
 		},
 		{
-			desc: "unknown pool", svc: newService("web", withAnnotation(AnnotationIPPool, "nope")),
+			desc: "unknown pool", svc: newService("web", fixtures.WithAnnotation(AnnotationIPPool, "nope")),
 			wantField: fieldIPPool, wantRetry: true, wantMsg: `there is no IPPool "nope"`,
 		},
 		{
-			desc: "pool whose namespace selector does not match", svc: newService("web", withAnnotation(AnnotationIPPool, "team-a")),
+			desc: "pool whose namespace selector does not match", svc: newService("web", fixtures.WithAnnotation(AnnotationIPPool, "team-a")),
 			wantField: fieldIPPool, wantRetry: true, wantMsg: `its namespaceSelector "team=a" does not match the labels of namespace "default"`,
 		},
 		{
-			desc: "address taken by a Service with another key", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1"), withAnnotation(AnnotationAllowSharedIP, "other"), withPorts(8080)),
+			desc: "address taken by a Service with another key", svc: newService("web", fixtures.WithAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1"), fixtures.WithAnnotation(AnnotationAllowSharedIP, "other"), withPorts(8080)),
 			wantField: fieldAllowSharedIP, wantRetry: true, wantMsg: `in use by Service default/holder with sharing key "k", not "other"`,
 		},
 		{
-			desc: "address taken by a sharer on the same port", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1"), withAnnotation(AnnotationAllowSharedIP, "k"), withPorts(8080, 443)),
+			desc: "address taken by a sharer on the same port", svc: newService("web", fixtures.WithAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1"), fixtures.WithAnnotation(AnnotationAllowSharedIP, "k"), withPorts(8080, 443)),
 			wantField: "spec.ports[1]", wantRetry: true, wantMsg: "port TCP/443 is already served on address 192.0.2.1 by Service default/holder",
 		},
 		{
-			desc: "sharer with another traffic policy", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1"), withAnnotation(AnnotationAllowSharedIP, "k"), withPorts(8080), withLocalTraffic(map[string]string{"app": "web"})),
+			desc: "sharer with another traffic policy", svc: newService("web", fixtures.WithAnnotation(AnnotationLoadBalancerIPs, "192.0.2.1"), fixtures.WithAnnotation(AnnotationAllowSharedIP, "k"), withPorts(8080), withLocalTraffic(map[string]string{"app": "web"})),
 			wantField: fieldExternalTrafficPolicy, wantRetry: true, wantMsg: "need the same policy",
 		},
 		{
-			desc: "dual stack required but no IPv6 pool", svc: newService("web", withFamilies(v1.IPFamilyPolicyRequireDualStack, v1.IPv4Protocol, v1.IPv6Protocol)),
+			desc: "dual stack required but no IPv6 pool", svc: newService("web", fixtures.WithFamilies(v1.IPFamilyPolicyRequireDualStack, v1.IPv4Protocol, v1.IPv6Protocol)),
 			wantField: "spec.ipFamilyPolicy", wantRetry: true, wantMsg: "has IPv6 addresses",
 		},
 		{
@@ -202,14 +203,14 @@ func TestEnsureErrors(t *testing.T) {
 
 func TestSharingAndDualStack(t *testing.T) {
 	env := newTestEnv(t, []*IPPool{newIPPool("dual", []string{"192.0.2.0/30", "2001:db8::/126"})})
-	dual := withFamilies(v1.IPFamilyPolicyRequireDualStack, v1.IPv6Protocol, v1.IPv4Protocol)
-	if got := env.mustEnsure(t, newService("a", dual, withAnnotation(AnnotationAllowSharedIP, "k"))); got != "2001:db8::,192.0.2.0" {
+	dual := fixtures.WithFamilies(v1.IPFamilyPolicyRequireDualStack, v1.IPv6Protocol, v1.IPv4Protocol)
+	if got := env.mustEnsure(t, newService("a", dual, fixtures.WithAnnotation(AnnotationAllowSharedIP, "k"))); got != "2001:db8::,192.0.2.0" {
 		t.Fatalf("a got %q", got)
 	}
-	if got := env.mustEnsure(t, newService("b", dual, withAnnotation(AnnotationAllowSharedIP, "k"), withPorts(443))); got != "2001:db8::,192.0.2.0" {
+	if got := env.mustEnsure(t, newService("b", dual, fixtures.WithAnnotation(AnnotationAllowSharedIP, "k"), withPorts(443))); got != "2001:db8::,192.0.2.0" {
 		t.Fatalf("b with the same key and another port got %q, want to share a's addresses", got)
 	}
-	if got := env.mustEnsure(t, newService("c", withFamilies(v1.IPFamilyPolicyPreferDualStack, v1.IPv4Protocol, v1.IPv6Protocol))); got != "192.0.2.1,2001:db8::1" {
+	if got := env.mustEnsure(t, newService("c", fixtures.WithFamilies(v1.IPFamilyPolicyPreferDualStack, v1.IPv4Protocol, v1.IPv6Protocol))); got != "192.0.2.1,2001:db8::1" {
 		t.Fatalf("c got %q", got)
 	}
 }
@@ -220,13 +221,13 @@ func TestSharingAndDualStack(t *testing.T) {
 // claiming one address keeps it.
 func TestRestartRebuildsFromServiceStatus(t *testing.T) {
 	objs := []runtime.Object{
-		newService("web", withIngress("192.0.2.2"), createdAt(1)),
-		newService("shared-a", withIngress("192.0.2.0"), withAnnotation(AnnotationAllowSharedIP, "k"), createdAt(2)),
-		newService("shared-b", withIngress("192.0.2.0"), withAnnotation(AnnotationAllowSharedIP, "k"), withPorts(443), createdAt(3)),
-		newService("usurper", withIngress("192.0.2.2"), createdAt(4)),
+		newService("web", fixtures.WithIngress("192.0.2.2"), createdAt(1)),
+		newService("shared-a", fixtures.WithIngress("192.0.2.0"), fixtures.WithAnnotation(AnnotationAllowSharedIP, "k"), createdAt(2)),
+		newService("shared-b", fixtures.WithIngress("192.0.2.0"), fixtures.WithAnnotation(AnnotationAllowSharedIP, "k"), withPorts(443), createdAt(3)),
+		newService("usurper", fixtures.WithIngress("192.0.2.2"), createdAt(4)),
 		// Not LoadBalancer any more: its stale status holds nothing.
 		func() runtime.Object {
-			s := newService("was-lb", withIngress("192.0.2.1"), createdAt(5))
+			s := newService("was-lb", fixtures.WithIngress("192.0.2.1"), createdAt(5))
 			s.Spec.Type = v1.ServiceTypeClusterIP
 			return s
 		}(),
@@ -318,7 +319,7 @@ func TestPoolStatusIsRateLimitedAndNotRewritten(t *testing.T) {
 	for i := range services {
 		env.mustEnsure(t, newService(fmt.Sprintf("s%d", i)))
 	}
-	env.mustEnsure(t, newService("v6", withFamilies(v1.IPFamilyPolicySingleStack, v1.IPv6Protocol)))
+	env.mustEnsure(t, newService("v6", fixtures.WithFamilies(v1.IPFamilyPolicySingleStack, v1.IPv6Protocol)))
 	want := IPPoolStatus{AssignedIPv4: services, AvailableIPv4: 254 - services, AssignedIPv6: 1, AvailableIPv6: 1<<63 - 2}
 	eventually(t, "pool status", func() bool { return poolStatus(t, env, "lab") == want })
 	writes := statusWrites()
@@ -371,10 +372,10 @@ func TestNamespaceSelectorUsesNamespaceLabels(t *testing.T) {
 		newIPPool("team-a", []string{"198.51.100.0/30"}, withNamespaceSelector(map[string]string{"team": "a"})),
 	}, teamA)
 	inTeamA := func(s *v1.Service) { s.Namespace = "team-a" }
-	if got := env.mustEnsure(t, newService("web", inTeamA, withAnnotation(AnnotationIPPool, "team-a"))); got != "198.51.100.0" {
+	if got := env.mustEnsure(t, newService("web", inTeamA, fixtures.WithAnnotation(AnnotationIPPool, "team-a"))); got != "198.51.100.0" {
 		t.Fatalf("Service in team-a got %q from the team-a pool", got)
 	}
-	if _, err := env.ensure(t, newService("web", withAnnotation(AnnotationIPPool, "team-a"))); err == nil {
+	if _, err := env.ensure(t, newService("web", fixtures.WithAnnotation(AnnotationIPPool, "team-a"))); err == nil {
 		t.Fatal("a Service in default got an address from the team-a pool")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 func TestRequestFor(t *testing.T) {
@@ -21,21 +22,21 @@ func TestRequestFor(t *testing.T) {
 			want: "ips=[] field= pool= key= families=[IPv4] policy=SingleStack ports=[TCP/80] local=false",
 		},
 		{
-			desc: "annotation with spaces, two families", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, " 2001:db8::5 , 192.0.2.5 ")),
+			desc: "annotation with spaces, two families", svc: newService("web", fixtures.WithAnnotation(AnnotationLoadBalancerIPs, " 2001:db8::5 , 192.0.2.5 ")),
 			want: "ips=[2001:db8::5 192.0.2.5] field=metadata.annotations[extlb.io/load-balancer-ips] pool= key= families=[IPv4] policy=SingleStack ports=[TCP/80] local=false",
 		},
 		{
-			desc: "legacy field", svc: newService("web", withLoadBalancerIP("192.0.2.9")),
+			desc: "legacy field", svc: newService("web", fixtures.WithLoadBalancerIP("192.0.2.9")),
 			want: "ips=[192.0.2.9] field=spec.loadBalancerIP pool= key= families=[IPv4] policy=SingleStack ports=[TCP/80] local=false",
 		},
 		{
-			desc: "legacy field agreeing with the annotation", svc: newService("web", withLoadBalancerIP("192.0.2.9"), withAnnotation(AnnotationLoadBalancerIPs, "192.0.2.9,2001:db8::9")),
+			desc: "legacy field agreeing with the annotation", svc: newService("web", fixtures.WithLoadBalancerIP("192.0.2.9"), fixtures.WithAnnotation(AnnotationLoadBalancerIPs, "192.0.2.9,2001:db8::9")),
 			want: "ips=[192.0.2.9 2001:db8::9] field=metadata.annotations[extlb.io/load-balancer-ips] pool= key= families=[IPv4] policy=SingleStack ports=[TCP/80] local=false",
 		},
 		{
 			desc: "pool, key, local traffic, dual stack, UDP and defaulted protocol",
-			svc: newService("web", withAnnotation(AnnotationIPPool, " lab "), withAnnotation(AnnotationAllowSharedIP, "dns"),
-				withLocalTraffic(map[string]string{"app": "dns"}), withFamilies(v1.IPFamilyPolicyRequireDualStack, v1.IPv6Protocol, v1.IPv4Protocol),
+			svc: newService("web", fixtures.WithAnnotation(AnnotationIPPool, " lab "), fixtures.WithAnnotation(AnnotationAllowSharedIP, "dns"),
+				withLocalTraffic(map[string]string{"app": "dns"}), fixtures.WithFamilies(v1.IPFamilyPolicyRequireDualStack, v1.IPv6Protocol, v1.IPv4Protocol),
 				func(s *v1.Service) {
 					s.Spec.Ports = []v1.ServicePort{{Protocol: v1.ProtocolUDP, Port: 53}, {Port: 53}}
 				}),
@@ -43,15 +44,15 @@ func TestRequestFor(t *testing.T) {
 		},
 		{
 			desc: "no ipFamilies (not defaulted by an API server) follows the requested address",
-			svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "2001:db8::1"), func(s *v1.Service) {
+			svc: newService("web", fixtures.WithAnnotation(AnnotationLoadBalancerIPs, "2001:db8::1"), func(s *v1.Service) {
 				s.Spec.IPFamilies, s.Spec.IPFamilyPolicy = nil, nil
 			}),
 			want: "ips=[2001:db8::1] field=metadata.annotations[extlb.io/load-balancer-ips] pool= key= families=[IPv6] policy=SingleStack ports=[TCP/80] local=false",
 		},
-		{desc: "empty annotation", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "")), wantField: fieldLoadBalancerIPs},
-		{desc: "zoned address", svc: newService("web", withAnnotation(AnnotationLoadBalancerIPs, "fe80::1%eth0")), wantField: fieldLoadBalancerIPs},
-		{desc: "IPv4-mapped legacy address", svc: newService("web", withLoadBalancerIP("::ffff:192.0.2.1")), wantField: fieldLoadBalancerIP},
-		{desc: "unknown family", svc: newService("web", withFamilies(v1.IPFamilyPolicySingleStack, "IPv5")), wantField: "spec.ipFamilies[0]"},
+		{desc: "empty annotation", svc: newService("web", fixtures.WithAnnotation(AnnotationLoadBalancerIPs, "")), wantField: fieldLoadBalancerIPs},
+		{desc: "zoned address", svc: newService("web", fixtures.WithAnnotation(AnnotationLoadBalancerIPs, "fe80::1%eth0")), wantField: fieldLoadBalancerIPs},
+		{desc: "IPv4-mapped legacy address", svc: newService("web", fixtures.WithLoadBalancerIP("::ffff:192.0.2.1")), wantField: fieldLoadBalancerIP},
+		{desc: "unknown family", svc: newService("web", fixtures.WithFamilies(v1.IPFamilyPolicySingleStack, "IPv5")), wantField: "spec.ipFamilies[0]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
