@@ -10,89 +10,23 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/extlb/extlb/providers/metal/election"
+	"github.com/extlb/extlb/test/fixtures"
 )
-
-type serviceOption func(*v1.Service)
-
-func withClass(class string) serviceOption {
-	return func(s *v1.Service) { s.Spec.LoadBalancerClass = ptr.To(class) }
-}
-
-func withNoClass() serviceOption {
-	return func(s *v1.Service) { s.Spec.LoadBalancerClass = nil }
-}
-
-func withType(t v1.ServiceType) serviceOption {
-	return func(s *v1.Service) { s.Spec.Type = t }
-}
-
-func withIngress(ips ...string) serviceOption {
-	return func(s *v1.Service) {
-		s.Status.LoadBalancer.Ingress = nil
-		for _, ip := range ips {
-			s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, v1.LoadBalancerIngress{IP: ip})
-		}
-	}
-}
-
-func withHostnameIngress(h string) serviceOption {
-	return func(s *v1.Service) {
-		s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, v1.LoadBalancerIngress{Hostname: h})
-	}
-}
-
-func withLocal() serviceOption {
-	return func(s *v1.Service) { s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal }
-}
 
 // newService returns a LoadBalancer Service of class extlb.io/metal in
 // namespace default with ingress 192.0.2.200.
-func newService(name string, opts ...serviceOption) *v1.Service {
-	s := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID("uid-" + name)},
-		Spec: v1.ServiceSpec{
-			Type:              v1.ServiceTypeLoadBalancer,
-			LoadBalancerClass: ptr.To(DefaultLoadBalancerClass),
-			Ports:             []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}},
-		},
-	}
-	withIngress("192.0.2.200")(s)
-	for _, o := range opts {
-		o(s)
-	}
-	return s
+func newService(name string, opts ...fixtures.ServiceTweak) *v1.Service {
+	return fixtures.Service("default", name, append([]fixtures.ServiceTweak{
+		fixtures.WithUID("uid-" + name), fixtures.WithClass(DefaultLoadBalancerClass),
+		fixtures.WithPorts(fixtures.Port("http", v1.ProtocolTCP, 80, 0)), fixtures.WithIngress("192.0.2.200"),
+	}, opts...)...)
 }
 
-type nodeOption func(*v1.Node)
-
-func withInternalIP(ip string) nodeOption {
-	return func(n *v1.Node) {
-		n.Status.Addresses = append(n.Status.Addresses, v1.NodeAddress{Type: v1.NodeInternalIP, Address: ip})
-	}
-}
-
-func withLabel(k, v string) nodeOption {
-	return func(n *v1.Node) {
-		if n.Labels == nil {
-			n.Labels = map[string]string{}
-		}
-		n.Labels[k] = v
-	}
-}
-
-func excluded() nodeOption { return withLabel(election.ExcludeLabel, "") }
-
-func newNode(name string, opts ...nodeOption) *v1.Node {
-	n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	for _, o := range opts {
-		o(n)
-	}
-	return n
-}
+// excluded labels the node as excluded from announcing.
+func excluded() fixtures.NodeTweak { return fixtures.WithNodeLabel(election.ExcludeLabel, "") }
 
 // endpoint is one endpoint of a slice: on node, ready or not.
 type endpoint struct {

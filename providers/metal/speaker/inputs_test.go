@@ -7,6 +7,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 func TestElectionServices(t *testing.T) {
@@ -19,15 +21,15 @@ func TestElectionServices(t *testing.T) {
 		want   []string // addresses; nil = Service not served
 	}{
 		{desc: "our class with an ingress IP", filter: metal, svc: newService("web"), want: []string{"192.0.2.200"}},
-		{desc: "other class", filter: metal, svc: newService("web", withClass("example.com/other"))},
-		{desc: "no class without --default-class", filter: metal, svc: newService("web", withNoClass())},
-		{desc: "no class with --default-class", filter: withDefault, svc: newService("web", withNoClass()), want: []string{"192.0.2.200"}},
-		{desc: "other class with --default-class", filter: withDefault, svc: newService("web", withClass("example.com/other"))},
-		{desc: "not type LoadBalancer", filter: metal, svc: newService("web", withType(v1.ServiceTypeNodePort))},
-		{desc: "no ingress yet", filter: metal, svc: newService("web", withIngress())},
-		{desc: "hostname ingress ignored", filter: metal, svc: newService("web", withIngress(), withHostnameIngress("lb.example.com"))},
-		{desc: "dual stack", filter: metal, svc: newService("web", withIngress("192.0.2.200", "2001:db8::200")), want: []string{"192.0.2.200", "2001:db8::200"}},
-		{desc: "garbage ingress IP skipped", filter: metal, svc: newService("web", withIngress("not-an-ip", "192.0.2.7")), want: []string{"192.0.2.7"}},
+		{desc: "other class", filter: metal, svc: newService("web", fixtures.WithClass("example.com/other"))},
+		{desc: "no class without --default-class", filter: metal, svc: newService("web", fixtures.WithoutClass())},
+		{desc: "no class with --default-class", filter: withDefault, svc: newService("web", fixtures.WithoutClass()), want: []string{"192.0.2.200"}},
+		{desc: "other class with --default-class", filter: withDefault, svc: newService("web", fixtures.WithClass("example.com/other"))},
+		{desc: "not type LoadBalancer", filter: metal, svc: newService("web", fixtures.WithType(v1.ServiceTypeNodePort))},
+		{desc: "no ingress yet", filter: metal, svc: newService("web", fixtures.WithIngress())},
+		{desc: "hostname ingress ignored", filter: metal, svc: newService("web", fixtures.WithIngress(), fixtures.WithHostnameIngress("lb.example.com"))},
+		{desc: "dual stack", filter: metal, svc: newService("web", fixtures.WithIngress("192.0.2.200", "2001:db8::200")), want: []string{"192.0.2.200", "2001:db8::200"}},
+		{desc: "garbage ingress IP skipped", filter: metal, svc: newService("web", fixtures.WithIngress("not-an-ip", "192.0.2.7")), want: []string{"192.0.2.7"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -62,7 +64,7 @@ func TestReadyNodesOfLocalServices(t *testing.T) {
 	noReady.Endpoints = append(noReady.Endpoints, discoveryv1.Endpoint{Addresses: []string{"10.0.0.9"}, NodeName: nil})
 	slices = append(slices, noReady)
 	got, _ := electionServices(classFilter{class: DefaultLoadBalancerClass},
-		[]*v1.Service{newService("web", withLocal()), newService("dns", withIngress("192.0.2.201"))}, slices)
+		[]*v1.Service{newService("web", fixtures.WithLocalPolicy(0)), newService("dns", fixtures.WithIngress("192.0.2.201"))}, slices)
 	for _, s := range got {
 		switch s.Name {
 		case "default/web":
@@ -79,9 +81,9 @@ func TestReadyNodesOfLocalServices(t *testing.T) {
 
 func TestPeersAndNodes(t *testing.T) {
 	nodes := []*v1.Node{
-		newNode("node-1", withInternalIP("192.0.2.11"), withInternalIP("2001:db8::11")),
-		newNode("node-2", excluded(), withInternalIP("192.0.2.12")),
-		newNode("node-3"),
+		fixtures.Node("node-1", fixtures.WithInternalIP("192.0.2.11"), fixtures.WithInternalIP("2001:db8::11")),
+		fixtures.Node("node-2", excluded(), fixtures.WithInternalIP("192.0.2.12")),
+		fixtures.Node("node-3"),
 	}
 	peers := peerAddresses(nodes, 7947)
 	want := map[string]netip.AddrPort{

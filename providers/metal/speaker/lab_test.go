@@ -23,6 +23,7 @@ import (
 	"github.com/extlb/extlb/providers/metal/layer2"
 	"github.com/extlb/extlb/providers/metal/speaker"
 	"github.com/extlb/extlb/providers/metal/speaker/liveness"
+	"github.com/extlb/extlb/test/fixtures"
 	"github.com/extlb/extlb/test/netns"
 )
 
@@ -335,37 +336,13 @@ func (c *testbed) waitEvent(name, text string) {
 	}
 }
 
-type serviceOption func(*v1.Service)
-
-func withIngress(ips ...string) serviceOption {
-	return func(s *v1.Service) {
-		s.Status.LoadBalancer.Ingress = nil
-		for _, ip := range ips {
-			s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, v1.LoadBalancerIngress{IP: ip})
-		}
-	}
-}
-
-func withLocal() serviceOption {
-	return func(s *v1.Service) { s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal }
-}
-
 // newService returns a LoadBalancer Service of class extlb.io/metal with
 // the ingress 192.0.2.200.
-func newService(name string, opts ...serviceOption) *v1.Service {
-	s := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
-		Spec: v1.ServiceSpec{
-			Type:              v1.ServiceTypeLoadBalancer,
-			LoadBalancerClass: ptr.To(speaker.DefaultLoadBalancerClass),
-			Ports:             []v1.ServicePort{{Port: 80, Protocol: v1.ProtocolTCP}},
-		},
-	}
-	withIngress("192.0.2.200")(s)
-	for _, o := range opts {
-		o(s)
-	}
-	return s
+func newService(name string, opts ...fixtures.ServiceTweak) *v1.Service {
+	return fixtures.Service("default", name, append([]fixtures.ServiceTweak{
+		fixtures.WithClass(speaker.DefaultLoadBalancerClass),
+		fixtures.WithPorts(fixtures.Port("", v1.ProtocolTCP, 80, 0)), fixtures.WithIngress("192.0.2.200"),
+	}, opts...)...)
 }
 
 // newSlice returns service's EndpointSlice with one ready endpoint on each

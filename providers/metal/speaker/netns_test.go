@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/extlb/extlb/test/fixtures"
 	"github.com/extlb/extlb/test/netns"
 )
 
@@ -21,9 +22,9 @@ var (
 func TestOnlyTheElectedNodeAnswers(t *testing.T) {
 	netns.RequireRoot(t)
 	c := newCluster(t,
-		newService("web", withIngress(vip.String(), vip6.String())),
+		newService("web", fixtures.WithIngress(vip.String(), vip6.String())),
 		newService("dns"), // shares 192.0.2.200 with web
-		newService("api", withIngress(vip2.String())),
+		newService("api", fixtures.WithIngress(vip2.String())),
 	)
 	c.startAll()
 	for _, addr := range []netip.Addr{vip, vip2, vip6} {
@@ -45,7 +46,7 @@ func TestCrashFailover(t *testing.T) {
 	netns.RequireRoot(t)
 	for _, addr := range []netip.Addr{vip, vip6} {
 		t.Run(addr.String(), func(t *testing.T) {
-			c := newCluster(t, newService("web", withIngress(addr.String())))
+			c := newCluster(t, newService("web", fixtures.WithIngress(addr.String())))
 			c.startAll()
 			owner := expectedOwner(addr, nodeNames...)
 			c.waitOwner(addr, owner, 5*time.Second)
@@ -106,7 +107,7 @@ func TestLocalFollowsEndpoints(t *testing.T) {
 	if ranked == first {
 		first = "node-3"
 	}
-	c := newCluster(t, newService("web", withLocal()), newSlice("web", first))
+	c := newCluster(t, newService("web", fixtures.WithLocalPolicy(0)), newSlice("web", first))
 	c.startAll()
 	c.waitOwner(vip, first, 5*time.Second)
 	c.resolveInKernel(vip, first)
@@ -149,7 +150,7 @@ func TestWrongInterfaceStaysSilent(t *testing.T) {
 			break
 		}
 	}
-	c := newCluster(t, newService("web", withIngress(addr.String())))
+	c := newCluster(t, newService("web", fixtures.WithIngress(addr.String())))
 	c.startAll()
 	c.waitOwner(addr, "node-1", 5*time.Second)
 	if got := c.ask(c.client2, addr, 500*time.Millisecond); len(got) != 0 {

@@ -15,16 +15,18 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2/ktesting"
+
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 // Rankings (election.TestRankGolden): 192.0.2.200: node-2, node-3, node-1;
 // 192.0.2.201: node-2, node-1, node-3.
 
-func threeNodes(opts map[string][]nodeOption) []runtime.Object {
+func threeNodes(opts map[string][]fixtures.NodeTweak) []runtime.Object {
 	var out []runtime.Object
 	for i, name := range []string{"node-1", "node-2", "node-3"} {
-		o := append([]nodeOption{withInternalIP(fmt.Sprintf("192.0.2.%d", 11+i))}, opts[name]...)
-		out = append(out, newNode(name, o...))
+		o := append([]fixtures.NodeTweak{fixtures.WithInternalIP(fmt.Sprintf("192.0.2.%d", 11+i))}, opts[name]...)
+		out = append(out, fixtures.Node(name, o...))
 	}
 	return out
 }
@@ -114,33 +116,33 @@ func TestSpeakerAnnouncesWhatItWins(t *testing.T) {
 	tests := []struct {
 		desc  string
 		node  string
-		nodes map[string][]nodeOption
+		nodes map[string][]fixtures.NodeTweak
 		objs  []runtime.Object
 		want  map[string]string
 	}{
 		{
 			desc: "first-ranked node announces both addresses",
 			node: "node-2",
-			objs: []runtime.Object{newService("web"), newService("dns", withIngress("192.0.2.201"))},
+			objs: []runtime.Object{newService("web"), newService("dns", fixtures.WithIngress("192.0.2.201"))},
 			want: map[string]string{"default/web@192.0.2.200": "192.0.2.200", "default/dns@192.0.2.201": "192.0.2.201"},
 		},
 		{
 			desc: "other node announces nothing",
 			node: "node-3",
-			objs: []runtime.Object{newService("web"), newService("dns", withIngress("192.0.2.201"))},
+			objs: []runtime.Object{newService("web"), newService("dns", fixtures.WithIngress("192.0.2.201"))},
 			want: map[string]string{},
 		},
 		{
 			desc:  "excluded first-ranked node: the next one announces",
 			node:  "node-3",
-			nodes: map[string][]nodeOption{"node-2": {excluded()}},
+			nodes: map[string][]fixtures.NodeTweak{"node-2": {excluded()}},
 			objs:  []runtime.Object{newService("web")},
 			want:  map[string]string{"default/web@192.0.2.200": "192.0.2.200"},
 		},
 		{
 			desc: "Services of another class are left alone",
 			node: "node-2",
-			objs: []runtime.Object{newService("web", withClass("example.com/other"))},
+			objs: []runtime.Object{newService("web", fixtures.WithClass("example.com/other"))},
 			want: map[string]string{},
 		},
 		{
@@ -152,7 +154,7 @@ func TestSpeakerAnnouncesWhatItWins(t *testing.T) {
 		{
 			desc: "Local: the node with the endpoint, not the first-ranked",
 			node: "node-1",
-			objs: []runtime.Object{newService("web", withLocal()), newSlice("web", "web-1", endpoint{"node-1", true}, endpoint{"node-2", false})},
+			objs: []runtime.Object{newService("web", fixtures.WithLocalPolicy(0)), newSlice("web", "web-1", endpoint{"node-1", true}, endpoint{"node-2", false})},
 			want: map[string]string{"default/web@192.0.2.200": "192.0.2.200"},
 		},
 	}
@@ -165,7 +167,7 @@ func TestSpeakerAnnouncesWhatItWins(t *testing.T) {
 }
 
 func TestSpeakerFollowsChanges(t *testing.T) {
-	h := runSpeaker(t, "node-3", append(threeNodes(nil), newService("web", withLocal()),
+	h := runSpeaker(t, "node-3", append(threeNodes(nil), newService("web", fixtures.WithLocalPolicy(0)),
 		newSlice("web", "web-1", endpoint{"node-2", true}))...)
 	ctx := context.Background()
 	h.waitAnnounced(t, map[string]string{})
@@ -190,7 +192,7 @@ func TestSpeakerFollowsChanges(t *testing.T) {
 	h.waitAnnounced(t, map[string]string{"default/web@192.0.2.200": "192.0.2.200"})
 
 	// The address changes.
-	svc = newService("web", withIngress("192.0.2.201")) // ranks node-2, node-1, node-3
+	svc = newService("web", fixtures.WithIngress("192.0.2.201")) // ranks node-2, node-1, node-3
 	if _, err := h.client.CoreV1().Services("default").Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
