@@ -21,6 +21,7 @@ import (
 	"github.com/extlb/extlb/controller/manager"
 	"github.com/extlb/extlb/fake/cluster"
 	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 // cloudE2E is one cloud provider's end-to-end setting: a control plane of
@@ -90,8 +91,7 @@ func (e *cloudE2E) run(lb providers.LoadBalancer) {
 // addNode creates a Node with an InternalIP and a spec.providerID.
 func (e *cloudE2E) addNode(name, ip, providerID string) {
 	e.t.Helper()
-	n := newNode(name, ip, map[string]string{"kubernetes.io/hostname": name})
-	n.Spec.ProviderID = providerID
+	n := fixtures.Node(name, fixtures.WithInternalIP(ip), fixtures.WithNodeLabel("kubernetes.io/hostname", name), fixtures.WithProviderID(providerID))
 	if _, err := e.admin.CoreV1().Nodes().Create(e.t.Context(), n, metav1.CreateOptions{}); err != nil {
 		e.t.Fatalf("creating node %s: %v", name, err)
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/extlb/extlb/fake/cluster"
 	memprovider "github.com/extlb/extlb/fake/memory"
 	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 var controlPlane cluster.Shared
@@ -199,22 +200,13 @@ func uniqueClass(t testing.TB) string {
 	return "e2e.extlb.io/" + strings.Trim(name, "-")
 }
 
-type serviceTweak func(*v1.Service)
-
-func newService(ns, name, class string, tweaks ...serviceTweak) *v1.Service {
-	svc := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: v1.ServiceSpec{
-			Type:              v1.ServiceTypeLoadBalancer,
-			LoadBalancerClass: &class,
-			Selector:          map[string]string{"app": name},
-			Ports:             []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}},
-		},
-	}
-	for _, f := range tweaks {
-		f(svc)
-	}
-	return svc
+// newService returns a LoadBalancer Service ns/name of class (an empty class
+// is still set), selecting app=<name>, with TCP port 80 named http.
+func newService(ns, name, class string, tweaks ...fixtures.ServiceTweak) *v1.Service {
+	return fixtures.Service(ns, name, append([]fixtures.ServiceTweak{
+		fixtures.WithClass(class), fixtures.WithSelector(map[string]string{"app": name}),
+		fixtures.WithPorts(fixtures.Port("http", v1.ProtocolTCP, 80, 0)),
+	}, tweaks...)...)
 }
 
 func createService(t testing.TB, c kubernetes.Interface, svc *v1.Service) *v1.Service {
@@ -297,11 +289,13 @@ func hasFinalizer(svc *v1.Service) bool {
 	return false
 }
 
+// newNode returns a Node with one InternalIP and labels.
 func newNode(name, ip string, labels map[string]string) *v1.Node {
-	return &v1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
-		Status:     v1.NodeStatus{Addresses: []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: ip}}},
+	tweaks := []fixtures.NodeTweak{fixtures.WithInternalIP(ip)}
+	for k, v := range labels {
+		tweaks = append(tweaks, fixtures.WithNodeLabel(k, v))
 	}
+	return fixtures.Node(name, tweaks...)
 }
 
 // lbFor returns the in-memory load balancer of ns/name.

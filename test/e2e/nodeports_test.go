@@ -16,6 +16,7 @@ import (
 	"github.com/extlb/extlb/controller/manager"
 	"github.com/extlb/extlb/fake/cluster"
 	memprovider "github.com/extlb/extlb/fake/memory"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 // TestControllerAllocatesNodePortsTheAPIServerAccepts: a Service with
@@ -26,7 +27,7 @@ func TestControllerAllocatesNodePortsTheAPIServerAccepts(t *testing.T) {
 	admin, ns, class, mem := e.admin, e.ns, e.class, e.mem
 	e.start(t)
 
-	createService(t, admin, newService(ns, "web", class, withoutNodePorts, withPorts(80, 443)))
+	createService(t, admin, newService(ns, "web", class, fixtures.WithoutNodePorts(), fixtures.WithPorts(fixtures.TCP(80, 0), fixtures.TCP(443, 0))))
 	eventually(t, 20*time.Second, "node ports written and used", func(ctx context.Context) (bool, string) {
 		svc, err := getService(ctx, admin, ns, "web")
 		if err != nil {
@@ -64,7 +65,7 @@ func TestNodePortChoiceRefusedByTheAPIServerIsRetried(t *testing.T) {
 		{
 			desc: "port already allocated",
 			interfere: func(t *testing.T, c *cluster.Cluster, ns string, predicted int32) {
-				holder := newService(ns, "holder", "", withPorts(80))
+				holder := newService(ns, "holder", "", fixtures.WithPorts(fixtures.TCP(80, 0)))
 				holder.Spec.Type = v1.ServiceTypeNodePort
 				holder.Spec.LoadBalancerClass = nil
 				holder.Spec.Ports[0].NodePort = predicted
@@ -104,7 +105,7 @@ func TestNodePortChoiceRefusedByTheAPIServerIsRetried(t *testing.T) {
 			})
 			time.Sleep(time.Second) // the controller's initial list is done
 
-			createService(t, admin, newService(ns, "web", class, withoutNodePorts, withPorts(80)))
+			createService(t, admin, newService(ns, "web", class, fixtures.WithoutNodePorts(), fixtures.WithPorts(fixtures.TCP(80, 0))))
 			time.Sleep(300 * time.Millisecond)
 			tc.interfere(t, c, ns, int32(predicted))
 
@@ -126,20 +127,6 @@ func TestNodePortChoiceRefusedByTheAPIServerIsRetried(t *testing.T) {
 				t.Errorf("the Service got port %d, which the holder has", predicted)
 			}
 		})
-	}
-}
-
-func withoutNodePorts(s *v1.Service) {
-	f := false
-	s.Spec.AllocateLoadBalancerNodePorts = &f
-}
-
-func withPorts(ports ...int32) serviceTweak {
-	return func(s *v1.Service) {
-		s.Spec.Ports = nil
-		for _, p := range ports {
-			s.Spec.Ports = append(s.Spec.Ports, v1.ServicePort{Name: fmt.Sprintf("p%d", p), Port: p, Protocol: v1.ProtocolTCP})
-		}
 	}
 }
 
