@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/extlb/extlb/fake/cluster"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 // controlPlane is shared by the tests below that only need some cluster;
@@ -33,29 +34,13 @@ func TestMain(m *testing.M) { os.Exit(controlPlane.Run(m)) }
 
 // --- fixtures ---
 
-type serviceTweak func(*v1.Service)
-
-func newService(name string, tweaks ...serviceTweak) *v1.Service {
-	svc := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: v1.ServiceSpec{
-			Type:     v1.ServiceTypeLoadBalancer,
-			Selector: map[string]string{"app": name},
-			Ports:    []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}},
-		},
-	}
-	for _, tweak := range tweaks {
-		tweak(svc)
-	}
-	return svc
-}
-
-func withPorts(ports ...v1.ServicePort) serviceTweak {
-	return func(s *v1.Service) { s.Spec.Ports = ports }
-}
-
-func tcpPort(name string, port, nodePort int32) v1.ServicePort {
-	return v1.ServicePort{Name: name, Port: port, NodePort: nodePort, Protocol: v1.ProtocolTCP}
+// newService returns a LoadBalancer Service selecting app=<name> with TCP
+// port 80 named http, in whichever namespace it is created in.
+func newService(name string, tweaks ...fixtures.ServiceTweak) *v1.Service {
+	return fixtures.Service("", name, append([]fixtures.ServiceTweak{
+		fixtures.WithSelector(map[string]string{"app": name}),
+		fixtures.WithPorts(fixtures.Port("http", v1.ProtocolTCP, 80, 0)),
+	}, tweaks...)...)
 }
 
 func mustClient(t *testing.T, cfg *rest.Config) kubernetes.Interface {
@@ -121,7 +106,7 @@ func TestLoadBalancerServiceGetsNodePortsFromAllocator(t *testing.T) {
 	ns := c.NewNamespace(t)
 	services := c.AdminClient().CoreV1().Services(ns)
 
-	web, err := services.Create(t.Context(), newService("web", withPorts(tcpPort("http", 80, 0), tcpPort("https", 443, 0))), metav1.CreateOptions{})
+	web, err := services.Create(t.Context(), newService("web", fixtures.WithPorts(fixtures.Port("http", v1.ProtocolTCP, 80, 0), fixtures.Port("https", v1.ProtocolTCP, 443, 0))), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("creating LoadBalancer Service: %v", err)
 	}
@@ -151,7 +136,7 @@ func TestLoadBalancerServiceGetsNodePortsFromAllocator(t *testing.T) {
 		{desc: "node port outside the range", nodePort: int32(last) + 1, wantMsg: "not in the valid range"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			_, err := services.Create(t.Context(), newService("clash", withPorts(tcpPort("http", 80, tc.nodePort))), metav1.CreateOptions{})
+			_, err := services.Create(t.Context(), newService("clash", fixtures.WithPorts(fixtures.Port("http", v1.ProtocolTCP, 80, tc.nodePort))), metav1.CreateOptions{})
 			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.wantMsg) {
 				t.Fatalf("want Invalid containing %q, got %v", tc.wantMsg, err)
 			}
