@@ -15,6 +15,7 @@ import (
 	controllersmetrics "k8s.io/component-base/metrics/prometheus/controllers"
 
 	"github.com/extlb/extlb/fake/memory"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 // TestUpstreamServiceControllerDrivesProvider runs k8s.io/cloud-provider's
@@ -24,11 +25,8 @@ import (
 func TestUpstreamServiceControllerDrivesProvider(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	svc := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", UID: "uid-web"},
-		Spec:       v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, Ports: []v1.ServicePort{{Port: 80, NodePort: 30080, Protocol: v1.ProtocolTCP}}},
-	}
-	node := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}
+	svc := fixtures.Service("default", "web", fixtures.WithUID("uid-web"), fixtures.WithPorts(fixtures.Port("", v1.ProtocolTCP, 80, 30080)))
+	node := fixtures.Node("n1")
 	client := fake.NewClientset(svc, node)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	mem := memory.New()

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	fakegce "github.com/extlb/extlb/fake/gce"
@@ -67,10 +66,7 @@ func (e *testEnv) nodes(n int, tags ...string) []*v1.Node {
 	for i := range n {
 		name := fmt.Sprintf("node-%d", i)
 		e.srv.AddInstance(testZone, name, tags...)
-		out = append(out, &v1.Node{
-			ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec:       v1.NodeSpec{ProviderID: fmt.Sprintf("gce://%s/%s/%s", testProject, testZone, name)},
-		})
+		out = append(out, fixtures.Node(name, fixtures.WithProviderID(fmt.Sprintf("gce://%s/%s/%s", testProject, testZone, name))))
 	}
 	return out
 }

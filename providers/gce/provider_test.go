@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/extlb/extlb/test/fixtures"
 )
@@ -252,9 +251,9 @@ func TestNodesOutsideTheRegionOrWithoutProviderIDAreSkipped(t *testing.T) {
 	nodes := e.nodes(2)
 	e.srv.AddInstance("europe-west1-b", "far", "k8s-node")
 	nodes = append(nodes,
-		&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "far"}, Spec: v1.NodeSpec{ProviderID: "gce://" + testProject + "/europe-west1-b/far"}},
-		&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "bare"}},
-		&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "aws"}, Spec: v1.NodeSpec{ProviderID: "aws:///us-east-1a/i-0123"}},
+		fixtures.Node("far", fixtures.WithProviderID("gce://"+testProject+"/europe-west1-b/far")),
+		fixtures.Node("bare"),
+		fixtures.Node("aws", fixtures.WithProviderID("aws:///us-east-1a/i-0123")),
 	)
 	svc := newService("web")
 	e.ensure(svc, nodes)
@@ -267,7 +266,7 @@ func TestNodesOutsideTheRegionOrWithoutProviderIDAreSkipped(t *testing.T) {
 func TestInstancesWithoutTagsNeedTheFlag(t *testing.T) {
 	e := newTestEnv(t)
 	e.srv.AddInstance(testZone, "untagged")
-	node := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "untagged"}, Spec: v1.NodeSpec{ProviderID: "gce://" + testProject + "/" + testZone + "/untagged"}}
+	node := fixtures.Node("untagged", fixtures.WithProviderID("gce://"+testProject+"/"+testZone+"/untagged"))
 	_, err := e.p.EnsureLoadBalancer(e.ctx, testCluster, newService("web"), []*v1.Node{node})
 	if err == nil || !strings.Contains(err.Error(), "--gce-node-tags") {
 		t.Fatalf("err = %v, want one pointing at --gce-node-tags", err)

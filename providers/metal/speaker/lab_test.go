@@ -100,7 +100,7 @@ func (c *testbed) createNode(name string, ip netip.Addr) {
 	if err := nodes.Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		t.Fatalf("delete old node %s: %v", name, err)
 	}
-	n, err := nodes.Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	n, err := nodes.Create(ctx, fixtures.Node(name), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create node %s: %v", name, err)
 	}
