@@ -31,6 +31,7 @@ import (
 	"github.com/extlb/extlb/fake/memory"
 	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/providers/ccm"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 // controllerVariant starts one service controller against cfg and the
@@ -223,10 +224,7 @@ func fastClient(b *testing.B, cfg *rest.Config) kubernetes.Interface {
 
 func createNode(b *testing.B, ctx context.Context, c kubernetes.Interface, name string) {
 	b.Helper()
-	node := &v1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Status:     v1.NodeStatus{Addresses: []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: "127.0.0.1"}}},
-	}
+	node := fixtures.Node(name, fixtures.WithInternalIP("127.0.0.1"))
 	if _, err := c.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 		b.Fatalf("creating node %s: %v", name, err)
 	}
@@ -246,14 +244,8 @@ func createServices(b *testing.B, ctx context.Context, c kubernetes.Interface, n
 				if i >= n {
 					return
 				}
-				svc := &v1.Service{
-					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("svc-%04d", i), Namespace: "default"},
-					Spec: v1.ServiceSpec{
-						Type:     v1.ServiceTypeLoadBalancer,
-						Selector: map[string]string{"app": "bench"},
-						Ports:    []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}},
-					},
-				}
+				svc := fixtures.Service("default", fmt.Sprintf("svc-%04d", i), fixtures.WithSelector(map[string]string{"app": "bench"}),
+					fixtures.WithPorts(fixtures.Port("http", v1.ProtocolTCP, 80, 0)))
 				if _, err := c.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 					failed.Store(err)
 					return

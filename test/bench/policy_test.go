@@ -20,6 +20,7 @@ import (
 
 	"github.com/extlb/extlb/controller"
 	"github.com/extlb/extlb/fake/cluster"
+	"github.com/extlb/extlb/test/fixtures"
 )
 
 // installAdmissionPolicy applies manifests/admission-policy and waits until
@@ -49,10 +50,7 @@ func installAdmissionPolicy(b *testing.B, c *cluster.Cluster, admin kubernetes.I
 			b.Fatalf("applying %s: %v", obj.GetName(), err)
 		}
 	}
-	probe := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: "default"},
-		Spec:       v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, Ports: []v1.ServicePort{{Port: 80}}},
-	}
+	probe := fixtures.Service("default", "probe", fixtures.WithPorts(v1.ServicePort{Port: 80}))
 	err = wait.PollUntilContextTimeout(b.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		out, err := admin.CoreV1().Services("default").Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err == nil && len(out.Finalizers) == 1 && out.Finalizers[0] == controller.Finalizer, nil
