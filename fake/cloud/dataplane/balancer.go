@@ -79,6 +79,10 @@ var outcomeLabels = [numOutcomes][2]string{
 	{"UDP", "forwarded"}, {"UDP", "refused_source"}, {"UDP", "no_backend"}, {"UDP", "dial_failed"},
 }
 
+// maxIdleWorkers bounds the goroutines a balancer keeps waiting for the
+// next connection (two per connection: one per direction).
+const maxIdleWorkers = 64
+
 type portKey struct {
 	protocol string
 	port     int
@@ -94,6 +98,7 @@ type Balancer struct {
 	wg     sync.WaitGroup
 
 	picker   *picker
+	workers  *workers
 	policy   atomic.Pointer[policy]
 	dialer   net.Dialer
 	counters [numOutcomes]prometheus.Counter
@@ -126,6 +131,7 @@ func New(ctx context.Context, name string, vip netip.Addr, spec api.LoadBalancer
 		targets: map[string]*target{},
 		conns:   map[*net.TCPConn]struct{}{},
 	}
+	b.workers = newWorkers(ctx.Done(), &b.wg, maxIdleWorkers)
 	b.dialer.Timeout = b.opts.DialTimeout
 	b.dialer.KeepAlive = -1
 	if m := b.opts.Metrics; m != nil {

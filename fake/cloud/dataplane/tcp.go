@@ -40,11 +40,7 @@ func (l *tcpListener) serve(ctx context.Context) {
 			}
 			continue
 		}
-		l.b.wg.Add(1)
-		go func() {
-			defer l.b.wg.Done()
-			l.handle(ctx, c)
-		}()
+		l.b.workers.run(func() { l.handle(ctx, c) })
 	}
 }
 
@@ -94,7 +90,7 @@ func (l *tcpListener) handle(ctx context.Context, client *net.TCPConn) {
 			return
 		}
 		defer b.untrack(client, upstream)
-		splice(client, upstream)
+		splice(client, upstream, b.workers)
 		return
 	}
 	b.count(tcpNoBackend)
@@ -102,17 +98,17 @@ func (l *tcpListener) handle(ctx context.Context, client *net.TCPConn) {
 }
 
 // splice copies both directions between two TCP connections until both have
-// ended. io.Copy between two *net.TCPConn uses splice(2) on Linux (through
+// ended, one of them on a goroutine from w. io.Copy between two *net.TCPConn uses splice(2) on Linux (through
 // TCPConn.ReadFrom), so the bytes never enter user space. A clean EOF in one
 // direction is passed on as a half-close (CloseWrite) while the other
 // direction keeps flowing; an error in either direction resets both.
-func splice(a, b *net.TCPConn) {
+func splice(a, b *net.TCPConn, w *workers) {
 	var ended atomic.Int32
 	done := make(chan struct{})
-	go func() {
+	w.run(func() {
 		defer close(done)
 		copyHalf(b, a, &ended)
-	}()
+	})
 	copyHalf(a, b, &ended)
 	<-done
 	_ = a.Close()
