@@ -111,7 +111,7 @@ type Balancer struct {
 	hc      healthCheck
 
 	connMu sync.Mutex
-	conns  map[*net.TCPConn]struct{}
+	conns  map[*proxiedConn]struct{}
 	closed bool
 }
 
@@ -129,7 +129,7 @@ func New(ctx context.Context, name string, vip netip.Addr, spec api.LoadBalancer
 		tcp:     map[int]*tcpListener{},
 		udp:     map[int]*udpListener{},
 		targets: map[string]*target{},
-		conns:   map[*net.TCPConn]struct{}{},
+		conns:   map[*proxiedConn]struct{}{},
 	}
 	b.workers = newWorkers(ctx.Done(), &b.wg, maxIdleWorkers)
 	b.dialer.Timeout = b.opts.DialTimeout
@@ -342,8 +342,9 @@ func (b *Balancer) Close() {
 	b.mu.Unlock()
 	b.connMu.Lock()
 	b.closed = true
-	for c := range b.conns {
-		_ = c.Close()
+	for p := range b.conns {
+		_ = p.client.Close()
+		_ = p.upstream.Close()
 	}
 	b.connMu.Unlock()
 	b.wg.Wait()
@@ -352,25 +353,21 @@ func (b *Balancer) Close() {
 	}
 }
 
-// track records forwarded connections so Close can end them; false when the
+// track records a forwarded connection so Close can end it; false when the
 // balancer is closing.
-func (b *Balancer) track(cs ...*net.TCPConn) bool {
+func (b *Balancer) track(p *proxiedConn) bool {
 	b.connMu.Lock()
 	defer b.connMu.Unlock()
 	if b.closed {
 		return false
 	}
-	for _, c := range cs {
-		b.conns[c] = struct{}{}
-	}
+	b.conns[p] = struct{}{}
 	return true
 }
 
-func (b *Balancer) untrack(cs ...*net.TCPConn) {
+func (b *Balancer) untrack(p *proxiedConn) {
 	b.connMu.Lock()
-	for _, c := range cs {
-		delete(b.conns, c)
-	}
+	delete(b.conns, p)
 	b.connMu.Unlock()
 }
 

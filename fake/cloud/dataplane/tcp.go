@@ -83,48 +83,48 @@ func (l *tcpListener) handle(ctx context.Context, client *net.TCPConn) {
 			continue
 		}
 		b.count(tcpForwarded)
-		upstream := c.(*net.TCPConn)
-		if !b.track(client, upstream) {
-			reset(client)
-			reset(upstream)
+		p := &proxiedConn{client: client, upstream: c.(*net.TCPConn), b: b}
+		if !b.track(p) {
+			reset(p.client)
+			reset(p.upstream)
 			return
 		}
-		defer b.untrack(client, upstream)
-		splice(client, upstream, b.workers)
+		b.workers.run(func() { p.copyHalf(p.upstream, p.client) })
+		p.copyHalf(p.client, p.upstream)
 		return
 	}
 	b.count(tcpNoBackend)
 	reset(client)
 }
 
-// splice copies both directions between two TCP connections until both have
-// ended, one of them on a goroutine from w. io.Copy between two *net.TCPConn uses splice(2) on Linux (through
-// TCPConn.ReadFrom), so the bytes never enter user space. A clean EOF in one
-// direction is passed on as a half-close (CloseWrite) while the other
-// direction keeps flowing; an error in either direction resets both.
-func splice(a, b *net.TCPConn, w *workers) {
-	var ended atomic.Int32
-	done := make(chan struct{})
-	w.run(func() {
-		defer close(done)
-		copyHalf(b, a, &ended)
-	})
-	copyHalf(a, b, &ended)
-	<-done
-	_ = a.Close()
-	_ = b.Close()
+// proxiedConn is a forwarded connection: the client's socket and the one to
+// the backend, with one goroutine copying each direction. io.Copy between
+// two *net.TCPConn uses splice(2) on Linux (through TCPConn.ReadFrom), so
+// the bytes never enter user space. A clean EOF in one direction is passed
+// on as a half-close (CloseWrite) while the other direction keeps flowing;
+// an error in either direction resets both. The direction that ends last
+// closes both sockets, so neither goroutine waits for the other.
+type proxiedConn struct {
+	client, upstream *net.TCPConn
+	b                *Balancer
+	// ended counts the directions that have ended.
+	ended atomic.Int32
 }
 
-// copyHalf copies src to dst. The first direction to end half-closes dst;
-// the second needs no shutdown(2) since both sockets are closed right after.
-func copyHalf(dst, src *net.TCPConn, ended *atomic.Int32) {
-	if _, err := io.Copy(dst, src); err != nil {
+// copyHalf copies src to dst until src ends.
+func (p *proxiedConn) copyHalf(dst, src *net.TCPConn) {
+	_, err := io.Copy(dst, src)
+	if p.ended.Add(1) == 2 {
+		_ = p.client.Close()
+		_ = p.upstream.Close()
+		p.b.untrack(p)
+		return
+	}
+	if err != nil {
 		// Unblock the other direction: the connection is broken.
 		reset(dst)
 		reset(src)
 		return
 	}
-	if ended.Add(1) == 1 {
-		_ = dst.CloseWrite()
-	}
+	_ = dst.CloseWrite()
 }
