@@ -134,6 +134,7 @@ func New(ctx context.Context, name string, vip netip.Addr, spec api.LoadBalancer
 	b.workers = newWorkers(ctx.Done(), &b.wg, maxIdleWorkers)
 	b.dialer.Timeout = b.opts.DialTimeout
 	b.dialer.KeepAlive = -1
+	b.dialer.Control = connectEarly
 	if m := b.opts.Metrics; m != nil {
 		for i, l := range outcomeLabels {
 			b.counters[i] = m.connections.WithLabelValues(name, l[0], l[1])
