@@ -97,11 +97,13 @@ type Balancer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	picker   *picker
-	workers  *workers
-	policy   atomic.Pointer[policy]
-	dialer   net.Dialer
-	counters [numOutcomes]prometheus.Counter
+	picker  *picker
+	workers *workers
+	// relayBuffers holds *[]byte of relayBufferSize.
+	relayBuffers sync.Pool
+	policy       atomic.Pointer[policy]
+	dialer       net.Dialer
+	counters     [numOutcomes]prometheus.Counter
 
 	// mu serialises Update and Close.
 	mu      sync.Mutex
@@ -132,6 +134,10 @@ func New(ctx context.Context, name string, vip netip.Addr, spec api.LoadBalancer
 		conns:   map[*proxiedConn]struct{}{},
 	}
 	b.workers = newWorkers(ctx.Done(), &b.wg, maxIdleWorkers)
+	b.relayBuffers.New = func() any {
+		buf := make([]byte, relayBufferSize)
+		return &buf
+	}
 	b.dialer.Timeout = b.opts.DialTimeout
 	b.dialer.KeepAlive = -1
 	b.dialer.Control = connectEarly

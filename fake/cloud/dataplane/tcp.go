@@ -98,9 +98,8 @@ func (l *tcpListener) handle(ctx context.Context, client *net.TCPConn) {
 }
 
 // proxiedConn is a forwarded connection: the client's socket and the one to
-// the backend, with one goroutine copying each direction. io.Copy between
-// two *net.TCPConn uses splice(2) on Linux (through TCPConn.ReadFrom), so
-// the bytes never enter user space. A clean EOF in one direction is passed
+// the backend, with one goroutine copying each direction (see relay). A
+// clean EOF in one direction is passed
 // on as a half-close (CloseWrite) while the other direction keeps flowing;
 // an error in either direction resets both. The direction that ends last
 // closes both sockets, so neither goroutine waits for the other.
@@ -113,7 +112,7 @@ type proxiedConn struct {
 
 // copyHalf copies src to dst until src ends.
 func (p *proxiedConn) copyHalf(dst, src *net.TCPConn) {
-	_, err := io.Copy(dst, src)
+	err := p.b.relay(dst, src)
 	if p.ended.Add(1) == 2 {
 		_ = p.client.Close()
 		_ = p.upstream.Close()
@@ -127,4 +126,42 @@ func (p *proxiedConn) copyHalf(dst, src *net.TCPConn) {
 		return
 	}
 	_ = dst.CloseWrite()
+}
+
+// relayBufferSize is the size of the buffer a direction copies through
+// until a read fills it.
+const relayBufferSize = 8 << 10
+
+// relay copies src to dst until src ends (nil) or fails. Small reads, as in
+// a request–response exchange or a greeting, go through a buffer: one
+// read(2) and one write(2) per message cost less than splicing it through a
+// pipe (two splice(2) calls, and the pipe). From the first read that fills
+// the buffer on, io.Copy splices (between two *net.TCPConn it uses
+// splice(2) on Linux, through TCPConn.ReadFrom), so the bytes of a bulk
+// transfer never enter user space.
+func (b *Balancer) relay(dst, src *net.TCPConn) error {
+	bp := b.relayBuffers.Get().(*[]byte)
+	buf := *bp
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				b.relayBuffers.Put(bp)
+				return werr
+			}
+		}
+		if err != nil {
+			b.relayBuffers.Put(bp)
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		if n == len(buf) {
+			break
+		}
+	}
+	b.relayBuffers.Put(bp)
+	_, err := io.Copy(dst, src)
+	return err
 }
