@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,6 +145,8 @@ type runningController struct {
 	done   chan error
 	once   sync.Once
 	err    error
+	// errExpected is set when the test has checked the exit error itself.
+	errExpected atomic.Bool
 }
 
 // stop stops the controller and waits for it (at most 30 s); calling it
@@ -183,7 +186,7 @@ func startController(t testing.TB, cfg *rest.Config, lb providers.LoadBalancer, 
 		r.done <- manager.Run(ctx, o, cfg, func(context.Context, providers.Env) (providers.LoadBalancer, error) { return lb, nil })
 	}()
 	t.Cleanup(func() {
-		if err := r.stop(); err != nil && !errors.Is(err, context.Canceled) {
+		if err := r.stop(); err != nil && !errors.Is(err, context.Canceled) && !r.errExpected.Load() {
 			t.Errorf("controller: %v", err)
 		}
 	})
