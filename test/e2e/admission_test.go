@@ -25,10 +25,10 @@ import (
 // policy applies cluster-wide.)
 func TestAdmissionPolicyAddsTheFinalizerAtCreation(t *testing.T) {
 	c := cluster.StartForTest(t)
+	e := setUp(t, c) // also creates the extlb-system namespace the policy's ConfigMap lives in
 	if err := applyObjects(t, c.AdminConfig(), renderKustomization(t, "admission-policy"), false); err != nil {
 		t.Fatalf("installing the policy: %v", err)
 	}
-	e := setUp(t, c)
 	const class = "extlb.io/fake" // the class the policy is written for
 	var metadataWrites sync.Map   // Service path -> writes of its metadata
 	e.cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {

@@ -313,6 +313,8 @@ func TestControllerIdentityIsLeastPrivilege(t *testing.T) {
 // defaulting and admission all accept them.
 func TestManifestsPassServerSideDryRun(t *testing.T) {
 	c := controlPlane.Get(t)
+	// The namespace every base installs into comes from manifests/controller.
+	installController(t, c)
 	for _, dir := range kustomizations(t) {
 		t.Run(dir, func(t *testing.T) {
 			objs := renderKustomization(t, dir)
