@@ -1,6 +1,7 @@
 // Package dataplane is the fake cloud's forwarding plane: one Balancer per
 // load balancer listens on its virtual IP on every port (TCP and UDP) and
-// forwards to healthy backends — TCP by splicing the two connections, UDP
+// forwards to healthy backends — TCP by relaying the two connections (small
+// reads through a buffer, bulk with splice(2)), UDP
 // with one upstream socket per client — honouring source ranges and ClientIP
 // session affinity. It knows nothing of HTTP or of the API's storage.
 package dataplane
