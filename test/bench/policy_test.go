@@ -37,6 +37,10 @@ func installAdmissionPolicy(b *testing.B, c *cluster.Cluster, admin kubernetes.I
 	if err != nil {
 		b.Fatal(err)
 	}
+	ns := &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "extlb-system"}}
+	if _, err := admin.CoreV1().Namespaces().Create(b.Context(), ns, metav1.CreateOptions{}); err != nil {
+		b.Fatalf("creating namespace extlb-system: %v", err)
+	}
 	for _, r := range res.Resources() {
 		m, err := r.Map()
 		if err != nil {
@@ -46,7 +50,11 @@ func installAdmissionPolicy(b *testing.B, c *cluster.Cluster, admin kubernetes.I
 		data, _ := obj.MarshalJSON()
 		gvr := admissionGVR(obj.GetKind())
 		force := true
-		if _, err := dyn.Resource(gvr).Patch(b.Context(), obj.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "bench", Force: &force}); err != nil {
+		var ri dynamic.ResourceInterface = dyn.Resource(gvr)
+		if obj.GetNamespace() != "" {
+			ri = dyn.Resource(gvr).Namespace(obj.GetNamespace())
+		}
+		if _, err := ri.Patch(b.Context(), obj.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "bench", Force: &force}); err != nil {
 			b.Fatalf("applying %s: %v", obj.GetName(), err)
 		}
 	}
@@ -60,7 +68,11 @@ func installAdmissionPolicy(b *testing.B, c *cluster.Cluster, admin kubernetes.I
 	}
 }
 
+// admissionGVR maps the kinds in manifests/admission-policy to resources.
 func admissionGVR(kind string) schema.GroupVersionResource {
+	if kind == "ConfigMap" {
+		return schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	}
 	resource := map[string]string{
 		"MutatingAdmissionPolicy":        "mutatingadmissionpolicies",
 		"MutatingAdmissionPolicyBinding": "mutatingadmissionpolicybindings",
