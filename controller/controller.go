@@ -95,9 +95,6 @@ func New(cfg Config, client kubernetes.Interface, factory informers.SharedInform
 	return c, nil
 }
 
-// Allocator returns the controller's node-port allocator.
-func (c *Controller) Allocator() *NodePortAllocator { return c.allocator }
-
 // Run waits for the caches, then runs cfg.Workers workers until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
 	defer utilruntime.HandleCrash()
@@ -165,7 +162,7 @@ func (c *Controller) handleErr(ctx context.Context, key string, err error) {
 	if _, ok := providers.IsInputError(err); ok {
 		// The Service cannot be served as written: retrying cannot help.
 		// Its next change (or a controller restart) syncs it again.
-		logger.Info("Service cannot be served until it changes; not retrying", "service", key, "reason", err.Error())
+		logger.V(2).Info("Service cannot be served until it changes; not retrying", "service", key)
 		c.queue.Forget(key)
 		return
 	}
@@ -224,7 +221,7 @@ func (c *Controller) recomputeNodeSet() {
 	}
 	next := newNodeSet(all)
 	prev := c.nodeSet.Load()
-	if prev != nil && prev.fingerprint == next.fingerprint && len(prev.nodes) == len(next.nodes) {
+	if prev != nil && prev.fingerprint == next.fingerprint {
 		return
 	}
 	c.nodeSet.Store(next)

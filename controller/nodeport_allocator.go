@@ -46,9 +46,6 @@ func bandOffset(size int) int {
 	return min(max(size/step, minOffset), maxOffset)
 }
 
-// Range returns the allocator's port range.
-func (a *NodePortAllocator) Range() PortRange { return a.r }
-
 // SetOwner records that owner holds exactly ports (those outside the range
 // are ignored), replacing what it held before. A port also claimed by
 // another owner stays with the first: the API server never lets two Services
@@ -107,21 +104,6 @@ func (a *NodePortAllocator) MarkTaken(port int) {
 	if _, taken := a.owner[port]; !taken && a.r.Contains(port) {
 		a.owner[port] = ""
 	}
-}
-
-// Owner returns who holds port.
-func (a *NodePortAllocator) Owner(port int) (string, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	o, ok := a.owner[port]
-	return o, ok
-}
-
-// Used returns how many ports are held.
-func (a *NodePortAllocator) Used() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.owner)
 }
 
 // freeIn picks a random free port in band: a random start, then a linear
