@@ -1,6 +1,6 @@
 # extlb — build, test, run.
 #
-#   make build         bin/extlb
+#   make build         bin/extlb (the shipped binary) and bin/extlb-demo
 #   make test          everything CI runs: vet, gofmt, unit, e2e on a real
 #                      control plane, provider tests over the wire, and the
 #                      network-namespace tests (as root)
@@ -28,6 +28,7 @@ all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/extlb ./cmd/extlb
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/extlb-demo ./cmd/extlb-demo
 
 deps:
 	@bash .ci/apt-install.sh $(TEST_PACKAGES)
@@ -63,7 +64,7 @@ bench: bench-deps controlplane
 	$(GO) test -run '^$$' -bench . -benchtime=1x -timeout 60m ./... 2>&1 | tee $(OUT)/bench.log
 
 run: build controlplane
-	./bin/extlb demo
+	./bin/extlb-demo
 
 image:
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .

@@ -5,7 +5,7 @@ import (
 
 	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/providers/aws"
-	"github.com/extlb/extlb/providers/fakecloud"
+	"github.com/extlb/extlb/providers/fake"
 	"github.com/extlb/extlb/providers/gce"
 	"github.com/extlb/extlb/providers/metal"
 )
@@ -13,7 +13,7 @@ import (
 // defaultRegistry is the explicit list of providers --provider chooses from.
 func defaultRegistry() providers.Registry {
 	return providers.Registry{
-		"fake":  fakecloud.NewBuilder(),
+		"fake":  fake.NewBuilder(),
 		"aws":   aws.NewBuilder(),
 		"gce":   &gce.Builder{},
 		"metal": metal.NewBuilder(),
@@ -23,7 +23,6 @@ func defaultRegistry() providers.Registry {
 // extraCommands are the subcommands besides controller.
 func extraCommands() []*cobra.Command {
 	return []*cobra.Command{
-		newFakeCloudCommand(),
-		newDemoCommand(),
+		newFakeCommand(),
 	}
 }

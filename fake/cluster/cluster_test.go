@@ -21,12 +21,13 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/extlb/extlb/fake/cluster"
+	"github.com/extlb/extlb/fake/cluster/clustertest"
 	"github.com/extlb/extlb/test/fixtures"
 )
 
 // controlPlane is shared by the tests below that only need some cluster;
 // alice is a token user with no permissions until a test grants some.
-var controlPlane = cluster.Shared{Options: cluster.Options{
+var controlPlane = clustertest.Shared{Options: cluster.Options{
 	Users: []cluster.User{{Name: "alice", Groups: []string{"qa"}}},
 }}
 
@@ -103,7 +104,7 @@ func whoAmI(t *testing.T, client kubernetes.Interface) authenticationv1.UserInfo
 
 func TestLoadBalancerServiceGetsNodePortsFromAllocator(t *testing.T) {
 	c := controlPlane.Get(t)
-	ns := c.NewNamespace(t)
+	ns := clustertest.NewNamespace(t, c)
 	services := c.AdminClient().CoreV1().Services(ns)
 
 	web, err := services.Create(t.Context(), newService("web", fixtures.WithPorts(fixtures.Port("http", v1.ProtocolTCP, 80, 0), fixtures.Port("https", v1.ProtocolTCP, 443, 0))), metav1.CreateOptions{})
@@ -157,7 +158,7 @@ func TestServerReportsItsVersion(t *testing.T) {
 
 func TestNamedUserIsForbiddenUntilRoleBinding(t *testing.T) {
 	c := controlPlane.Get(t)
-	ns, otherNS := c.NewNamespace(t), c.NewNamespace(t)
+	ns, otherNS := clustertest.NewNamespace(t, c), clustertest.NewNamespace(t, c)
 	alice := mustClient(t, c.UserConfig("alice"))
 
 	info := whoAmI(t, alice)
@@ -185,7 +186,7 @@ func TestNamedUserIsForbiddenUntilRoleBinding(t *testing.T) {
 
 func TestServiceAccountTokenIsSubjectToRBAC(t *testing.T) {
 	c := controlPlane.Get(t)
-	ns := c.NewNamespace(t)
+	ns := clustertest.NewNamespace(t, c)
 	ctx := t.Context()
 
 	if _, err := c.ServiceAccountConfig(ctx, ns, "missing"); !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), ns+"/missing") {
@@ -218,7 +219,7 @@ func TestServiceAccountTokenIsSubjectToRBAC(t *testing.T) {
 
 func TestServiceStatusSubresource(t *testing.T) {
 	c := controlPlane.Get(t)
-	ns := c.NewNamespace(t)
+	ns := clustertest.NewNamespace(t, c)
 	services := c.AdminClient().CoreV1().Services(ns)
 	ctx := t.Context()
 
@@ -271,7 +272,7 @@ func TestWriteKubeconfig(t *testing.T) {
 }
 
 func TestStopLeavesNoProcessOrDirectory(t *testing.T) {
-	c := cluster.StartForTest(t)
+	c := clustertest.Start(t)
 	pids, dataDir := c.PIDs(), c.DataDir()
 	if len(pids) != 2 {
 		t.Fatalf("PIDs() = %v, want kube-apiserver and etcd", pids)

@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/extlb/extlb/fake/cluster"
+	"github.com/extlb/extlb/fake/cluster/clustertest"
 )
 
 func TestUnixSocketRelayServesClientConfig(t *testing.T) {
@@ -111,7 +112,7 @@ func getOverUnixSocket(sock string, pool *x509.CertPool, token, path string) (in
 }
 
 func TestRelayClosedByStop(t *testing.T) {
-	c := cluster.StartForTest(t)
+	c := clustertest.Start(t)
 	sock := filepath.Join(t.TempDir(), "apiserver.sock")
 	if err := c.UnixSocketRelay(sock); err != nil {
 		t.Fatalf("UnixSocketRelay: %v", err)

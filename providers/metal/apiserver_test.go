@@ -23,7 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/cloud-provider/api"
 
-	"github.com/extlb/extlb/fake/cluster"
+	"github.com/extlb/extlb/fake/cluster/clustertest"
 	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/test/fixtures"
 )
@@ -36,7 +36,7 @@ var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version:
 // through the status subresource, a restart that rebuilds from Service
 // status, and a waiting Service served once a pool is added.
 func TestAgainstRealAPIServer(t *testing.T) {
-	c := cluster.StartForTest(t)
+	c := clustertest.Start(t)
 	ctx := t.Context()
 	cfg := c.AdminConfig()
 	dyn := dynamic.NewForConfigOrDie(cfg)

@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/extlb/extlb/controller/manager"
-	"github.com/extlb/extlb/fake/cluster"
+	"github.com/extlb/extlb/fake/cluster/clustertest"
 	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/test/fixtures"
 )
@@ -30,7 +30,7 @@ const metalClass = "extlb.io/metal"
 // annotation is reported by field, a deleted Service frees its address, and
 // a restarted controller keeps every address and hands out only free ones.
 func TestWithController(t *testing.T) {
-	c := cluster.StartForTest(t)
+	c := clustertest.Start(t)
 	ctx := t.Context()
 	cfg := c.AdminConfig()
 	kube := kubernetes.NewForConfigOrDie(cfg)

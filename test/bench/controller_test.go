@@ -27,7 +27,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/extlb/extlb/controller/manager"
-	"github.com/extlb/extlb/fake/cluster"
+	"github.com/extlb/extlb/fake/cluster/clustertest"
 	"github.com/extlb/extlb/fake/memory"
 	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/providers/ccm"
@@ -117,7 +117,7 @@ func formatWrites(w map[string]int64, n int) string {
 
 func runControllerVariant(b *testing.B, v controllerVariant, n int) controllerResult {
 	b.Helper()
-	c := cluster.StartForTest(b)
+	c := clustertest.Start(b)
 	ctx := b.Context()
 	admin := fastClient(b, c.AdminConfig())
 	if v.admissionPolicy {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/extlb/extlb/controller"
 	"github.com/extlb/extlb/controller/manager"
-	"github.com/extlb/extlb/fake/cluster"
+	"github.com/extlb/extlb/fake/cluster/clustertest"
 )
 
 // TestAdmissionPolicyAddsTheFinalizerAtCreation installs the optional
@@ -24,7 +24,7 @@ import (
 // classes are not touched by the policy. (A control plane of its own: the
 // policy applies cluster-wide.)
 func TestAdmissionPolicyAddsTheFinalizerAtCreation(t *testing.T) {
-	c := cluster.StartForTest(t)
+	c := clustertest.Start(t)
 	e := setUp(t, c) // also creates the extlb-system namespace the policy's ConfigMap lives in
 	if err := applyObjects(t, c.AdminConfig(), renderKustomization(t, "admission-policy"), false); err != nil {
 		t.Fatalf("installing the policy: %v", err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/extlb/extlb/controller/manager"
 	"github.com/extlb/extlb/fake/cluster"
+	"github.com/extlb/extlb/fake/cluster/clustertest"
 	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/test/fixtures"
 )
@@ -40,13 +41,13 @@ type cloudE2E struct {
 
 func newCloudE2E(t *testing.T, clusterName string) *cloudE2E {
 	t.Helper()
-	c := cluster.StartForTest(t)
+	c := clustertest.Start(t)
 	return &cloudE2E{
 		t:           t,
 		cluster:     c,
 		admin:       c.AdminClient(),
 		controller:  installController(t, c),
-		ns:          c.NewNamespace(t),
+		ns:          clustertest.NewNamespace(t, c),
 		class:       uniqueClass(t),
 		clusterName: clusterName,
 	}

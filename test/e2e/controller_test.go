@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/extlb/extlb/fake/cluster/clustertest"
 	memprovider "github.com/extlb/extlb/fake/memory"
 )
 
@@ -266,7 +267,7 @@ func countFor(mem *memprovider.Provider, ns, name string) int {
 // (the other tests prove it can do its job).
 func TestControllerIdentityIsLeastPrivilege(t *testing.T) {
 	c := controlPlane.Get(t)
-	ns := c.NewNamespace(t)
+	ns := clustertest.NewNamespace(t, c)
 	sa := clientFor(t, installController(t, c))
 	createService(t, c.AdminClient(), newService(ns, "web", uniqueClass(t)))
 	for _, tc := range []struct {

@@ -20,9 +20,9 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2/ktesting"
 
-	"github.com/extlb/extlb/fake/cloud"
-	"github.com/extlb/extlb/fake/cloud/api"
 	"github.com/extlb/extlb/fake/nodeagent"
+	"github.com/extlb/extlb/providers/fake/api"
+	"github.com/extlb/extlb/providers/fake/cloud"
 )
 
 // The fake cloud's end-to-end tests: the controller with --provider=fake on
@@ -228,14 +228,14 @@ func udpServicePort(name string, port int32) v1.ServicePort {
 	return v1.ServicePort{Name: name, Port: port, Protocol: v1.ProtocolUDP}
 }
 
-// fcStandaloneCloud runs a fake cloud as `extlb fakecloud` would, from its
+// fcStandaloneCloud runs a fake cloud as `extlb fake` would, from its
 // flags, until the test ends.
 func fcStandaloneCloud(t *testing.T, args ...string) *cloud.Server {
 	t.Helper()
 	cfg := cloud.DefaultConfig()
 	fs := pflag.NewFlagSet("fakecloud", pflag.ContinueOnError)
 	cfg.AddFlags(fs)
-	if err := fs.Parse(append([]string{"--fakecloud-listen=127.0.0.1:0"}, args...)); err != nil {
+	if err := fs.Parse(append([]string{"--fake-listen=127.0.0.1:0"}, args...)); err != nil {
 		t.Fatal(err)
 	}
 	if err := cfg.Complete(); err != nil {
@@ -279,7 +279,7 @@ func fcListLoadBalancers(t *testing.T, url string) []api.LoadBalancer {
 	return nil
 }
 
-var fcFaultMetric = regexp.MustCompile(`(?m)^fakecloud_api_injected_faults_total\{kind="(\w+)"\} (\d+)`)
+var fcFaultMetric = regexp.MustCompile(`(?m)^extlb_fake_api_injected_faults_total\{kind="(\w+)"\} (\d+)`)
 
 // fcInjectedFaults reads the fake cloud's fault counters from /metrics.
 func fcInjectedFaults(t *testing.T, url string) map[string]int {

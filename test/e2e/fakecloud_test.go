@@ -15,8 +15,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/extlb/extlb/fake/cloud/api"
-	"github.com/extlb/extlb/providers/fakecloud"
+	"github.com/extlb/extlb/providers/fake"
+	"github.com/extlb/extlb/providers/fake/api"
 )
 
 // TestFakeCloudCarriesTrafficToNodeAgents: TCP and UDP through a Service's
@@ -27,7 +27,7 @@ func TestFakeCloudCarriesTrafficToNodeAgents(t *testing.T) {
 	vips := netip.MustParsePrefix("127.216.101.0/24")
 	e := newCloudE2E(t, fcCluster)
 	nodes := fcStartNodes(e, 1, 3)
-	e.run(e.buildProvider(fakecloud.NewBuilder(), "--fake-embedded-vip-range="+vips.String(), "--fake-health-check-interval=100ms"))
+	e.run(e.buildProvider(fake.NewBuilder(), "--fake-vip-range="+vips.String(), "--fake-health-check-interval=100ms"))
 
 	// The fake cloud health-checks an externalTrafficPolicy: Cluster
 	// Service on its first TCP node port ("http").
@@ -79,7 +79,7 @@ func TestFakeCloudLocalPolicySendsOnlyToNodesWithEndpoints(t *testing.T) {
 	vips := netip.MustParsePrefix("127.216.102.0/24")
 	e := newCloudE2E(t, fcCluster)
 	nodes := fcStartNodes(e, 2, 3)
-	e.run(e.buildProvider(fakecloud.NewBuilder(), "--fake-embedded-vip-range="+vips.String(), "--fake-health-check-interval=100ms"))
+	e.run(e.buildProvider(fake.NewBuilder(), "--fake-vip-range="+vips.String(), "--fake-health-check-interval=100ms"))
 
 	local := e.service("local", nil, tcpServicePort("http", 18090), udpServicePort("stream", 18091))
 	local.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
@@ -117,7 +117,7 @@ func TestFakeCloudSourceRangesRefuseOtherClients(t *testing.T) {
 	allowed, other := netip.MustParseAddr("127.216.203.7"), netip.MustParseAddr("127.216.204.7")
 	e := newCloudE2E(t, fcCluster)
 	nodes := fcStartNodes(e, 3, 2)
-	e.run(e.buildProvider(fakecloud.NewBuilder(), "--fake-embedded-vip-range="+vips.String(), "--fake-health-check-interval=100ms"))
+	e.run(e.buildProvider(fake.NewBuilder(), "--fake-vip-range="+vips.String(), "--fake-health-check-interval=100ms"))
 
 	restricted := e.service("restricted", nil, tcpServicePort("http", 18100), udpServicePort("dns", 18101))
 	restricted.Spec.LoadBalancerSourceRanges = []string{"127.216.203.0/24"}
@@ -151,11 +151,11 @@ func TestFakeCloudSourceRangesRefuseOtherClients(t *testing.T) {
 // Service shows), and after the Services are deleted no load balancer is
 // left.
 func TestFakeCloudConvergesThroughFaultsWithoutLeaks(t *testing.T) {
-	srv := fcStandaloneCloud(t, "--fakecloud-vip-range=127.216.104.0/24",
-		"--fakecloud-error-rate=0.3", "--fakecloud-throttle-rate=0.3", "--fakecloud-retry-after=1", "--fakecloud-seed=7")
+	srv := fcStandaloneCloud(t, "--fake-vip-range=127.216.104.0/24",
+		"--fake-error-rate=0.3", "--fake-throttle-rate=0.3", "--fake-retry-after=1", "--fake-seed=7")
 	e := newCloudE2E(t, fcCluster)
 	fcStartNodes(e, 4, 3)
-	e.run(e.buildProvider(fakecloud.NewBuilder(), "--fake-endpoint="+srv.URL(), "--fake-retry-wait-max=1s"))
+	e.run(e.buildProvider(fake.NewBuilder(), "--fake-endpoint="+srv.URL(), "--fake-retry-wait-max=1s"))
 
 	const count = 5
 	for i := range count {
@@ -220,7 +220,7 @@ func TestFakeCloudConvergesThroughFaultsWithoutLeaks(t *testing.T) {
 // straight to a fake cloud's API: each gets a 400 whose body names the
 // field, and nothing is created.
 func TestFakeCloudRefusesBadRequestsNamingTheField(t *testing.T) {
-	srv := fcStandaloneCloud(t, "--fakecloud-vip-range=127.216.105.0/24")
+	srv := fcStandaloneCloud(t, "--fake-vip-range=127.216.105.0/24")
 	good := `{"protocol":"TCP","port":18300,"backendPort":30000}`
 	for _, tc := range []struct {
 		desc, path, body, field string

@@ -34,12 +34,13 @@ import (
 
 	"github.com/extlb/extlb/controller/manager"
 	"github.com/extlb/extlb/fake/cluster"
+	"github.com/extlb/extlb/fake/cluster/clustertest"
 	memprovider "github.com/extlb/extlb/fake/memory"
 	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/test/fixtures"
 )
 
-var controlPlane cluster.Shared
+var controlPlane clustertest.Shared
 
 func TestMain(m *testing.M) { os.Exit(controlPlane.Run(m)) }
 
@@ -356,7 +357,7 @@ func setUp(t testing.TB, c *cluster.Cluster) *testEnv {
 	return &testEnv{
 		c:     c,
 		admin: c.AdminClient(),
-		ns:    c.NewNamespace(t),
+		ns:    clustertest.NewNamespace(t, c),
 		class: uniqueClass(t),
 		cfg:   installController(t, c),
 		mem:   memprovider.New(),

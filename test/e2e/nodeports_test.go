@@ -15,6 +15,7 @@ import (
 	"github.com/extlb/extlb/controller"
 	"github.com/extlb/extlb/controller/manager"
 	"github.com/extlb/extlb/fake/cluster"
+	"github.com/extlb/extlb/fake/cluster/clustertest"
 	memprovider "github.com/extlb/extlb/fake/memory"
 	"github.com/extlb/extlb/test/fixtures"
 )
@@ -84,9 +85,9 @@ func TestNodePortChoiceRefusedByTheAPIServerIsRetried(t *testing.T) {
 		},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			c := cluster.StartForTest(t) // node ports are cluster-wide
+			c := clustertest.Start(t) // node ports are cluster-wide
 			admin := c.AdminClient()
-			ns := c.NewNamespace(t)
+			ns := clustertest.NewNamespace(t, c)
 			class := uniqueClass(t)
 			portRange := controller.PortRange{Base: 32700, Size: 10}
 			const seed = 42

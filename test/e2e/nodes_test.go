@@ -9,7 +9,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/extlb/extlb/fake/cluster"
+	"github.com/extlb/extlb/fake/cluster/clustertest"
 	memprovider "github.com/extlb/extlb/fake/memory"
 )
 
@@ -17,9 +17,9 @@ import (
 // checks that every load balancer follows with UpdateLoadBalancer. It has
 // a control plane of its own: Nodes are cluster-wide.
 func TestNodeChangesUpdateLoadBalancers(t *testing.T) {
-	c := cluster.StartForTest(t)
+	c := clustertest.Start(t)
 	admin := c.AdminClient()
-	ns := c.NewNamespace(t)
+	ns := clustertest.NewNamespace(t, c)
 	class := uniqueClass(t)
 	for _, n := range []string{"n1", "n2"} {
 		if _, err := admin.CoreV1().Nodes().Create(t.Context(), newNode(n, "192.0.2.1", nil), metav1.CreateOptions{}); err != nil {

@@ -19,17 +19,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/extlb/extlb/fake/cluster"
+	"github.com/extlb/extlb/fake/cluster/clustertest"
 )
 
 // TestControllerProcessKilledAndRestarted runs the real binaries: `extlb
-// fakecloud` as one process and `extlb controller --provider=fake` against
+// fake` as one process and `extlb controller --provider=fake` against
 // it as another, under the manifests' ServiceAccount, with JSON logs. The
 // controller is killed with SIGKILL while load balancers are being created
 // (the fake cloud answers each call after 700 ms), then started again: every
 // Service converges with exactly one load balancer, and deleting them leaves
 // none in the fake cloud.
 func TestControllerProcessKilledAndRestarted(t *testing.T) {
-	c := cluster.StartForTest(t)
+	c := clustertest.Start(t)
 	e := setUp(t, c)
 	bin := buildExtlb(t)
 	dir := t.TempDir()
@@ -41,7 +42,7 @@ func TestControllerProcessKilledAndRestarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	cloudAddr := freeAddr(t)
-	startProcess(t, bin, "fakecloud", "--fakecloud-listen="+cloudAddr, "--fakecloud-vip-range=127.218.0.0/24", "--fakecloud-latency=700ms")
+	startProcess(t, bin, "fake", "--fake-listen="+cloudAddr, "--fake-vip-range=127.218.0.0/24", "--fake-latency=700ms")
 	cloudURL := "http://" + cloudAddr
 	eventually(t, 20*time.Second, "fake cloud up", func(context.Context) (bool, string) {
 		code, body := httpGet(t, cloudURL+"/healthz")

@@ -19,6 +19,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
+	"github.com/extlb/extlb/fake/cluster/clustertest"
 	"github.com/extlb/extlb/providers/metal/election"
 	"github.com/extlb/extlb/providers/metal/layer2"
 	"github.com/extlb/extlb/providers/metal/speaker"
@@ -66,7 +67,7 @@ func newCluster(t testing.TB, objs ...runtime.Object) *testbed {
 	lab := netns.New(t)
 	lan := lab.NewSegment("lan", "192.0.2.0/24", "2001:db8::/64")
 	lan2 := lab.NewSegment("lan2", "198.51.100.0/24", "2001:db8:1::/64")
-	c := &testbed{t: t, kube: cp.AdminClient(), ns: cp.NewNamespace(t), client: lab.NewHost("client"), nodes: map[string]*node{}}
+	c := &testbed{t: t, kube: cp.AdminClient(), ns: clustertest.NewNamespace(t, cp), client: lab.NewHost("client"), nodes: map[string]*node{}}
 	c.clientLAN = lab.Attach(c.client, lan, 100)
 	c.client2 = lab.Attach(c.client, lan2, 100)
 	for i, name := range nodeNames {
