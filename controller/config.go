@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/extlb/extlb/providers"
 )
 
 // Finalizer is the finalizer extlb puts on every Service it creates a load
@@ -23,11 +25,9 @@ const AnnotationServedByClass = "extlb.io/served-by-class"
 type Config struct {
 	// ClusterName is passed to every provider call.
 	ClusterName string
-	// LoadBalancerClass is the spec.loadBalancerClass this controller serves.
-	LoadBalancerClass string
-	// HandleDefaultClass makes the controller also serve Services with no
-	// spec.loadBalancerClass, as the cluster's default implementation.
-	HandleDefaultClass bool
+	// Class selects the Services this controller serves: its
+	// spec.loadBalancerClass and, with Class.Default, Services with none.
+	Class providers.ClassFilter
 	// Workers is how many Services are reconciled at once.
 	Workers int
 	// AllocateNodePorts lets the controller pick node ports for Services
@@ -52,14 +52,14 @@ type Config struct {
 // DefaultConfig returns the defaults the command's flags start from.
 func DefaultConfig() Config {
 	return Config{
-		ClusterName:        "kubernetes",
-		HandleDefaultClass: true,
-		Workers:            16,
-		AllocateNodePorts:  true,
-		NodePortRange:      PortRange{Base: 30000, Size: 2768},
-		MinRetryDelay:      time.Second,
-		MaxRetryDelay:      5 * time.Minute,
-		SlowEnsureNotice:   2 * time.Second,
+		ClusterName:       "kubernetes",
+		Class:             providers.ClassFilter{Default: providers.ServeNoClassByDefault},
+		Workers:           16,
+		AllocateNodePorts: true,
+		NodePortRange:     PortRange{Base: 30000, Size: 2768},
+		MinRetryDelay:     time.Second,
+		MaxRetryDelay:     5 * time.Minute,
+		SlowEnsureNotice:  2 * time.Second,
 	}
 }
 
@@ -68,8 +68,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.ClusterName == "":
 		return fmt.Errorf("--cluster-name: must not be empty")
-	case c.LoadBalancerClass == "":
-		return fmt.Errorf("--load-balancer-class: must not be empty")
+	case c.Class.Validate() != nil:
+		return c.Class.Validate()
 	case c.Workers < 1:
 		return fmt.Errorf("--workers: must be at least 1, got %d", c.Workers)
 	case c.NodePortRange.Size < 1:

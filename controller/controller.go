@@ -100,7 +100,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer utilruntime.HandleCrash()
 	defer c.queue.ShutDown()
 	logger := klog.FromContext(ctx)
-	logger.Info("Starting service controller", "class", c.cfg.LoadBalancerClass, "defaultClass", c.cfg.HandleDefaultClass, "workers", c.cfg.Workers, "targetsNodePorts", c.caps.TargetsNodePorts)
+	logger.Info("Starting service controller", "class", c.cfg.Class.Name, "defaultClass", c.cfg.Class.Default, "workers", c.cfg.Workers, "targetsNodePorts", c.caps.TargetsNodePorts)
 	if !cache.WaitForNamedCacheSync("extlb-service", ctx.Done(), c.servicesSynced, c.nodesSynced) {
 		return fmt.Errorf("caches did not sync: %w", ctx.Err())
 	}
@@ -171,15 +171,7 @@ func (c *Controller) handleErr(ctx context.Context, key string, err error) {
 }
 
 // serves reports whether svc is a LoadBalancer Service of our class.
-func (c *Controller) serves(svc *v1.Service) bool {
-	if svc.Spec.Type != v1.ServiceTypeLoadBalancer {
-		return false
-	}
-	if svc.Spec.LoadBalancerClass == nil {
-		return c.cfg.HandleDefaultClass
-	}
-	return *svc.Spec.LoadBalancerClass == c.cfg.LoadBalancerClass
-}
+func (c *Controller) serves(svc *v1.Service) bool { return c.cfg.Class.Serves(svc) }
 
 func (c *Controller) onService(obj any) {
 	svc, ok := obj.(*v1.Service)

@@ -93,7 +93,7 @@ func withCapabilities(caps providers.Capabilities) fixtureOption {
 func newFixture(t *testing.T, objects []runtime.Object, opts ...fixtureOption) *fixture {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.LoadBalancerClass = testClass
+	cfg.Class.Name = testClass
 	cfg.MinRetryDelay = 10 * time.Millisecond
 	cfg.MaxRetryDelay = 100 * time.Millisecond
 	cfg.SlowEnsureNotice = time.Hour

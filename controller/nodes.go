@@ -7,39 +7,9 @@ import (
 	"strconv"
 
 	v1 "k8s.io/api/core/v1"
-)
 
-// Labels and taints that take a node out of every load balancer.
-const (
-	// LabelExcludeFromLB is the well-known label that excludes a node.
-	LabelExcludeFromLB = v1.LabelNodeExcludeBalancers
-	// TaintToBeDeletedByClusterAutoscaler marks a node the cluster
-	// autoscaler is about to remove.
-	TaintToBeDeletedByClusterAutoscaler = "ToBeDeletedByClusterAutoscaler"
-	// TaintUninitialized marks a node a cloud controller manager has not
-	// initialized yet.
-	TaintUninitialized = "node.cloudprovider.kubernetes.io/uninitialized"
+	"github.com/extlb/extlb/providers"
 )
-
-// NodeExclusion says why a node is not a load-balancer backend, or "" when
-// it is one.
-func NodeExclusion(node *v1.Node) string {
-	if node.DeletionTimestamp != nil {
-		return "being deleted"
-	}
-	if _, ok := node.Labels[LabelExcludeFromLB]; ok {
-		return "labelled " + LabelExcludeFromLB
-	}
-	for _, t := range node.Spec.Taints {
-		switch t.Key {
-		case TaintToBeDeletedByClusterAutoscaler:
-			return "tainted " + TaintToBeDeletedByClusterAutoscaler
-		case TaintUninitialized:
-			return "tainted " + TaintUninitialized
-		}
-	}
-	return ""
-}
 
 // nodeSet is an immutable snapshot of the nodes that back load balancers.
 // Its fingerprint changes exactly when something a provider uses changes:
@@ -49,11 +19,11 @@ type nodeSet struct {
 	fingerprint uint64
 }
 
-// newNodeSet filters all by NodeExclusion and fingerprints the result.
+// newNodeSet filters all by providers.NodeExclusion and fingerprints the result.
 func newNodeSet(all []*v1.Node) *nodeSet {
 	nodes := make([]*v1.Node, 0, len(all))
 	for _, n := range all {
-		if NodeExclusion(n) == "" {
+		if providers.NodeExclusion(n) == "" {
 			nodes = append(nodes, n)
 		}
 	}

@@ -8,35 +8,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/extlb/extlb/fake/memory"
+	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/test/fixtures"
 )
-
-func TestNodeExclusion(t *testing.T) {
-	for _, tc := range []struct {
-		desc     string
-		node     *v1.Node
-		excluded bool
-	}{
-		{desc: "ordinary node", node: newNode("n1")},
-		{desc: "exclude label", node: newNode("n1", fixtures.WithNodeLabel(LabelExcludeFromLB, "")), excluded: true},
-		{desc: "exclude label with any value", node: newNode("n1", fixtures.WithNodeLabel(LabelExcludeFromLB, "false")), excluded: true},
-		{desc: "being deleted", node: newNode("n1", fixtures.WithNodeDeletion()), excluded: true},
-		{desc: "cluster autoscaler deletion taint", node: newNode("n1", withTaint(TaintToBeDeletedByClusterAutoscaler)), excluded: true},
-		{desc: "uninitialized by the cloud controller manager", node: newNode("n1", withTaint(TaintUninitialized)), excluded: true},
-		{desc: "unrelated taint", node: newNode("n1", withTaint("example.com/gpu")), excluded: false},
-		{desc: "not ready nodes stay (stable node set)", node: func() *v1.Node {
-			n := newNode("n1")
-			n.Status.Conditions[0].Status = v1.ConditionFalse
-			return n
-		}(), excluded: false},
-	} {
-		t.Run(tc.desc, func(t *testing.T) {
-			if got := NodeExclusion(tc.node) != ""; got != tc.excluded {
-				t.Errorf("excluded = %v (%q), want %v", got, NodeExclusion(tc.node), tc.excluded)
-			}
-		})
-	}
-}
 
 func TestNodeSetFingerprint(t *testing.T) {
 	base := []*v1.Node{newNode("a"), newNode("b")}
@@ -53,7 +27,7 @@ func TestNodeSetFingerprint(t *testing.T) {
 			return []*v1.Node{newNode("a"), b}
 		}(), changed: false},
 		{desc: "node added", nodes: []*v1.Node{newNode("a"), newNode("b"), newNode("c")}, changed: true},
-		{desc: "node excluded", nodes: []*v1.Node{newNode("a"), newNode("b", fixtures.WithNodeLabel(LabelExcludeFromLB, ""))}, changed: true},
+		{desc: "node excluded", nodes: []*v1.Node{newNode("a"), newNode("b", fixtures.WithNodeLabel(providers.LabelExcludeFromLB, ""))}, changed: true},
 		{desc: "address changed", nodes: func() []*v1.Node {
 			b := newNode("b")
 			b.Status.Addresses[0].Address = "192.0.2.200"
@@ -80,10 +54,10 @@ func TestNodeSetChangeUpdatesLoadBalancers(t *testing.T) {
 			_ = f.factory.Core().V1().Nodes().Informer().GetIndexer().Delete(newNode("n2"))
 		}, wantNodes: []string{"n1"}},
 		{desc: "node excluded by label", change: func(f *fixture) {
-			f.addToCache(newNode("n2", fixtures.WithNodeLabel(LabelExcludeFromLB, "true")))
+			f.addToCache(newNode("n2", fixtures.WithNodeLabel(providers.LabelExcludeFromLB, "true")))
 		}, wantNodes: []string{"n1"}},
 		{desc: "node tainted by the autoscaler", change: func(f *fixture) {
-			f.addToCache(newNode("n1", withTaint(TaintToBeDeletedByClusterAutoscaler)))
+			f.addToCache(newNode("n1", withTaint(providers.TaintToBeDeletedByClusterAutoscaler)))
 		}, wantNodes: []string{"n2"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

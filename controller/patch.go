@@ -27,14 +27,14 @@ func (c *Controller) ownedBy(svc *v1.Service) bool {
 		return false
 	}
 	if class, ok := svc.Annotations[AnnotationServedByClass]; ok {
-		return class == c.cfg.LoadBalancerClass
+		return class == c.cfg.Class.Name
 	}
 	return c.serves(svc) || svc.Spec.Type != v1.ServiceTypeLoadBalancer
 }
 
 // markedOurs reports whether svc carries our finalizer and annotation.
 func (c *Controller) markedOurs(svc *v1.Service) bool {
-	return hasFinalizer(svc) && svc.Annotations[AnnotationServedByClass] == c.cfg.LoadBalancerClass
+	return hasFinalizer(svc) && svc.Annotations[AnnotationServedByClass] == c.cfg.Class.Name
 }
 
 // addFinalizer adds our finalizer, and the class we serve the Service
@@ -44,7 +44,7 @@ func (c *Controller) addFinalizer(ctx context.Context, svc *v1.Service) (*v1.Ser
 	patch, _ := json.Marshal(map[string]any{
 		"metadata": map[string]any{
 			"finalizers":  []string{Finalizer},
-			"annotations": map[string]string{AnnotationServedByClass: c.cfg.LoadBalancerClass},
+			"annotations": map[string]string{AnnotationServedByClass: c.cfg.Class.Name},
 		},
 	})
 	return c.patchService(ctx, svc, patch, "")

@@ -41,7 +41,7 @@ func startController(t *testing.T, resync time.Duration, workers int, latency ti
 	mem.SetLatency(latency, memory.OpEnsure, memory.OpUpdate)
 	cp := newConcurrencyProvider(mem)
 	cfg := DefaultConfig()
-	cfg.LoadBalancerClass = testClass
+	cfg.Class.Name = testClass
 	cfg.Workers = workers
 	cfg.MinRetryDelay, cfg.MaxRetryDelay = 10*time.Millisecond, 100*time.Millisecond
 	ctrl, err := New(cfg, client, factory, cp, record.NewFakeRecorder(100000), nil)

@@ -49,7 +49,7 @@ func (c *Controller) ensure(ctx context.Context, key string, svc *v1.Service) er
 		}
 		svc = updated
 	}
-	if err := validateService(svc); err != nil {
+	if err := providers.ValidateService(svc); err != nil {
 		return c.failSync(ctx, svc, err)
 	}
 	nodes := c.nodeSet.Load()

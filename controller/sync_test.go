@@ -12,6 +12,7 @@ import (
 	cloudprovider "k8s.io/cloud-provider"
 
 	"github.com/extlb/extlb/fake/memory"
+	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/test/fixtures"
 )
 
@@ -30,7 +31,7 @@ func TestSyncServesOnlyOurClass(t *testing.T) {
 		{desc: "NodePort service", svc: newService("web", fixtures.WithType(v1.ServiceTypeNodePort)), defaultClass: true, wantLB: false},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			f := newFixture(t, []runtime.Object{tc.svc, newNode("n1")}, withConfig(func(c *Config) { c.HandleDefaultClass = tc.defaultClass }))
+			f := newFixture(t, []runtime.Object{tc.svc, newNode("n1")}, withConfig(func(c *Config) { c.Class.Default = tc.defaultClass }))
 			if err := f.sync("web"); err != nil {
 				t.Fatalf("sync: %v", err)
 			}
@@ -230,7 +231,7 @@ func TestBadInputIsReportedWithTheField(t *testing.T) {
 	}{
 		{
 			desc:      "invalid source-range annotation",
-			svc:       newService("web", fixtures.WithAnnotation(AnnotationSourceRanges, "10.0.0.0/8,not-a-cidr")),
+			svc:       newService("web", fixtures.WithAnnotation(providers.AnnotationSourceRanges, "10.0.0.0/8,not-a-cidr")),
 			wantField: "metadata.annotations[service.beta.kubernetes.io/load-balancer-source-ranges]",
 		},
 		{

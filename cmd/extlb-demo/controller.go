@@ -23,9 +23,6 @@ const (
 	controllerServiceAccount = "extlb-controller"
 	// ClusterName is the --cluster-name the demo's controller runs with.
 	ClusterName = "demo"
-	// LoadBalancerClass is the class the demo's controller serves; it also
-	// serves Services with no class.
-	LoadBalancerClass = "extlb.io/fake"
 )
 
 // installControllerIdentity applies the controller's Namespace,
@@ -59,8 +56,8 @@ func installControllerIdentity(ctx context.Context, c *cluster.Cluster, a *appli
 func controllerOptions() manager.Options {
 	o := manager.DefaultOptions()
 	o.Controller.ClusterName = ClusterName
-	o.Controller.LoadBalancerClass = LoadBalancerClass
-	o.Controller.HandleDefaultClass = true
+	// The fake provider's own class and, by default, Services with none.
+	o.Controller.Class = providers.DefaultClassFilter(fake.Name)
 	o.Controller.Workers = 4
 	o.Controller.MinRetryDelay = 200 * time.Millisecond
 	o.Controller.MaxRetryDelay = 10 * time.Second

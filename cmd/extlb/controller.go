@@ -41,7 +41,7 @@ Providers: ` + strings.Join(registry.Names(), ", ") + `. Each provider's own fla
 				return fmt.Errorf("--provider: %w", err)
 			}
 			if !cmd.Flags().Changed("load-balancer-class") {
-				opts.Controller.LoadBalancerClass = "extlb.io/" + providerName
+				opts.Controller.Class.Name = providers.DefaultClass(providerName)
 			}
 			if err := opts.Validate(); err != nil {
 				return err
@@ -51,7 +51,7 @@ Providers: ` + strings.Join(registry.Names(), ", ") + `. Each provider's own fla
 				return err
 			}
 			ctx := klog.NewContext(cmd.Context(), klog.Background().WithName("extlb"))
-			klog.FromContext(ctx).Info("Starting extlb controller", "version", version, "provider", providerName, "class", opts.Controller.LoadBalancerClass)
+			klog.FromContext(ctx).Info("Starting extlb controller", "version", version, "provider", providerName, "class", opts.Controller.Class.Name, "defaultClass", opts.Controller.Class.Default)
 			return manager.Run(ctx, opts, cfg, func(ctx context.Context, env providers.Env) (providers.LoadBalancer, error) {
 				return builder.Build(ctx, env)
 			})
@@ -60,7 +60,7 @@ Providers: ` + strings.Join(registry.Names(), ", ") + `. Each provider's own fla
 	fs := cmd.Flags()
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "Path to a kubeconfig; in-cluster configuration when empty.")
 	fs.StringVar(&providerName, "provider", "fake", "Load-balancer provider: one of "+strings.Join(registry.Names(), ", ")+".")
-	fs.StringVar(&opts.Controller.LoadBalancerClass, "load-balancer-class", "extlb.io/<provider>", "spec.loadBalancerClass of the Services this controller serves.")
+	opts.Controller.Class.Name = providers.DefaultClass("<provider>")
 	opts.AddFlags(fs)
 	for _, name := range registry.Names() {
 		pfs := pflag.NewFlagSet(name, pflag.ContinueOnError)

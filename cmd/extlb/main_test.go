@@ -7,6 +7,9 @@ import (
 
 	"k8s.io/component-base/featuregate"
 	logsapi "k8s.io/component-base/logs/api/v1"
+
+	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/providers/metal"
 )
 
 func run(t *testing.T, args ...string) (string, error) {
@@ -72,5 +75,20 @@ func TestBadFlagsGiveClearErrors(t *testing.T) {
 				t.Errorf("error %q (output %q) does not contain %q", err, out, tc.want)
 			}
 		})
+	}
+}
+
+// TestControllerAndSpeakerAgreeOnClassDefaults: with default flags a metal
+// controller and the speakers select the same Services (before, the
+// controller served Services without a class and no speaker announced
+// them).
+func TestControllerAndSpeakerAgreeOnClassDefaults(t *testing.T) {
+	ctrl := newControllerCommand(defaultRegistry()).Flags()
+	spk := newSpeakerCommand().Flags()
+	if c, s := ctrl.Lookup("default-class").DefValue, spk.Lookup("default-class").DefValue; c != s {
+		t.Errorf("--default-class defaults to %s for the controller and %s for the speaker", c, s)
+	}
+	if got, want := spk.Lookup("load-balancer-class").DefValue, providers.DefaultClass(metal.Name); got != want {
+		t.Errorf("speaker --load-balancer-class defaults to %q, want the metal controller's %q", got, want)
 	}
 }

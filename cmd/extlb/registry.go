@@ -10,13 +10,14 @@ import (
 	"github.com/extlb/extlb/providers/metal"
 )
 
-// defaultRegistry is the explicit list of providers --provider chooses from.
+// defaultRegistry is the explicit list of providers --provider chooses
+// from, each under its package's own Name.
 func defaultRegistry() providers.Registry {
 	return providers.Registry{
-		"fake":  fake.NewBuilder(),
-		"aws":   aws.NewBuilder(),
-		"gce":   &gce.Builder{},
-		"metal": metal.NewBuilder(),
+		fake.Name:  fake.NewBuilder(),
+		aws.Name:   aws.NewBuilder(),
+		gce.Name:   gce.NewBuilder(),
+		metal.Name: metal.NewBuilder(),
 	}
 }
 

@@ -66,12 +66,13 @@ func DefaultOptions() Options {
 	}
 }
 
-// AddFlags registers the controller's flags. --load-balancer-class is left
-// to the caller, whose default depends on --provider.
+// AddFlags registers the controller's flags. The default of
+// --load-balancer-class is Controller.Class.Name as set by the caller (the
+// command sets it from --provider after parsing when it is not given).
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	c := &o.Controller
 	fs.StringVar(&c.ClusterName, "cluster-name", c.ClusterName, "Name of the cluster, passed to the provider, which tags the cloud resources it owns with it.")
-	fs.BoolVar(&c.HandleDefaultClass, "default-class", c.HandleDefaultClass, "Also serve LoadBalancer Services with no spec.loadBalancerClass, as the cluster's default load-balancer implementation.")
+	c.Class.AddFlags(fs, "serve")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "Number of Services reconciled concurrently.")
 	fs.BoolVar(&c.AllocateNodePorts, "allocate-node-ports", c.AllocateNodePorts, "Pick node ports for Services without them (allocateLoadBalancerNodePorts: false) when the provider sends traffic to node ports. When false such Services get a NodePortsMissing Event.")
 	fs.Var(&c.NodePortRange, "node-port-range", "The cluster's service node-port range (the API server's --service-node-port-range).")

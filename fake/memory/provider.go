@@ -292,12 +292,8 @@ func validate(svc *v1.Service, needNodePorts bool) error {
 			return providers.NewInputError(fmt.Sprintf("spec.ports[%d].nodePort", i), "a node port is required")
 		}
 	}
-	for i, cidr := range svc.Spec.LoadBalancerSourceRanges {
-		if _, err := netip.ParsePrefix(cidr); err != nil {
-			return providers.NewInputError(fmt.Sprintf("spec.loadBalancerSourceRanges[%d]", i), "%q is not a CIDR", cidr)
-		}
-	}
-	return nil
+	_, err := providers.SourceRanges(svc)
+	return err
 }
 
 // CountWithNodes returns how many load balancers have exactly n backends.

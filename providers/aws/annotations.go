@@ -2,7 +2,6 @@ package aws
 
 import (
 	"fmt"
-	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -212,25 +211,22 @@ func parsePorts(ports []v1.ServicePort) ([]listenerSpec, error) {
 	return out, nil
 }
 
+// parseSourceRanges returns the Service's source ranges as IPv4 CIDRs
+// (0.0.0.0/0 when it sets none).
 func parseSourceRanges(svc *v1.Service) ([]string, error) {
-	field := "spec.loadBalancerSourceRanges"
-	if len(svc.Spec.LoadBalancerSourceRanges) == 0 {
-		field = "metadata.annotations[" + v1.AnnotationLoadBalancerSourceRangesKey + "]"
-	}
-	set, err := servicehelpers.GetLoadBalancerSourceRanges(svc)
+	ranges, err := providers.SourceRanges(svc)
 	if err != nil {
-		return nil, providers.NewInputError(field, "%v", err)
+		return nil, err
 	}
-	var out []string
-	for _, cidr := range set.StringSlice() {
-		p, err := netip.ParsePrefix(cidr)
-		if err != nil {
-			return nil, providers.NewInputError(field, "%q is not a CIDR", cidr)
+	if len(ranges) == 0 {
+		return []string{"0.0.0.0/0"}, nil
+	}
+	out := make([]string, 0, len(ranges))
+	for _, r := range ranges {
+		if !r.Prefix.Addr().Is4() {
+			return nil, providers.NewInputError(r.Field, "%s: the NLB is IPv4, so source ranges must be IPv4", r.Prefix)
 		}
-		if !p.Addr().Is4() {
-			return nil, providers.NewInputError(field, "%q: the NLB is IPv4, so source ranges must be IPv4", cidr)
-		}
-		out = append(out, p.Masked().String())
+		out = append(out, r.Prefix.String())
 	}
 	sort.Strings(out)
 	return out, nil

@@ -3,8 +3,6 @@ package aws
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -15,61 +13,50 @@ import (
 	"github.com/extlb/extlb/providers"
 )
 
-// Builder builds the aws provider from its flags (--aws-...). Credentials
-// come from the SDK's default chain: environment, shared config, web
-// identity (IRSA), ECS, instance profile.
+// Name is the provider's name in the registry (--provider=aws).
+const Name = "aws"
+
+// Builder builds the aws provider from its --aws-* flags. Credentials come
+// from the SDK's default chain: environment, shared config, web identity
+// (IRSA), ECS, instance profile.
 type Builder struct {
-	region          string
-	vpcID           string
-	endpoint        string
-	maxAttempts     int
-	targetChunkSize int
+	Options Options
 }
 
 var _ providers.Builder = (*Builder)(nil)
 
-// NewBuilder returns a Builder with the default flag values.
-func NewBuilder() *Builder { return &Builder{targetChunkSize: 100} }
+// NewBuilder returns a Builder with DefaultOptions.
+func NewBuilder() *Builder { return &Builder{Options: DefaultOptions()} }
 
-// AddFlags registers the --aws-* flags.
+// AddFlags binds the --aws-* flags to b.Options.
 func (b *Builder) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&b.region, "aws-region", b.region, "AWS region; empty takes it from the SDK's default chain (AWS_REGION, shared config, instance metadata).")
-	fs.StringVar(&b.vpcID, "aws-vpc-id", b.vpcID, "VPC of the cluster's nodes; empty takes it from the nodes' instances.")
-	fs.StringVar(&b.endpoint, "aws-endpoint", b.endpoint, "Base URL for both the ELBv2 and EC2 APIs instead of the regional AWS endpoints (for testing or compatible clouds).")
-	fs.IntVar(&b.maxAttempts, "aws-max-attempts", b.maxAttempts, "Attempts per API call, retries included, by the SDK's standard retryer (throttling and 5xx); 0 keeps the SDK default (3).")
-	fs.IntVar(&b.targetChunkSize, "aws-target-chunk-size", b.targetChunkSize, "Targets per RegisterTargets/DeregisterTargets call.")
+	o := &b.Options
+	fs.StringVar(&o.Region, "aws-region", o.Region, "AWS region; empty takes it from the SDK's default chain (AWS_REGION, shared config, instance metadata).")
+	fs.StringVar(&o.VPCID, "aws-vpc-id", o.VPCID, "VPC of the cluster's nodes; empty takes it from the nodes' instances.")
+	fs.StringVar(&o.Endpoint, "aws-endpoint", o.Endpoint, "Base URL for both the ELBv2 and EC2 APIs instead of the regional AWS endpoints (for testing or compatible clouds).")
+	fs.IntVar(&o.MaxAttempts, "aws-max-attempts", o.MaxAttempts, "Attempts per API call, retries included, by the SDK's standard retryer (throttling and 5xx); 0 keeps the SDK default (3).")
+	fs.IntVar(&o.TargetChunkSize, "aws-target-chunk-size", o.TargetChunkSize, "Targets per RegisterTargets/DeregisterTargets call.")
 }
 
-// Build validates the flags, loads the SDK configuration and returns the
+// Build validates the options, loads the SDK configuration and returns the
 // provider. It makes no API call.
 func (b *Builder) Build(ctx context.Context, env providers.Env) (providers.LoadBalancer, error) {
+	o := b.Options
 	if env.ClusterName == "" || len(clusterTagPrefix+env.ClusterName) > 128 {
 		return nil, fmt.Errorf("--cluster-name: the aws provider tags resources kubernetes.io/cluster/<name>, so the name must be 1 to %d characters", 128-len(clusterTagPrefix))
 	}
-	if b.endpoint != "" {
-		u, err := url.Parse(b.endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("--aws-endpoint: %q is not an http(s) URL", b.endpoint)
-		}
-	}
-	if b.maxAttempts < 0 {
-		return nil, fmt.Errorf("--aws-max-attempts: %d is negative", b.maxAttempts)
-	}
-	if b.targetChunkSize < 1 || b.targetChunkSize > 500 {
-		return nil, fmt.Errorf("--aws-target-chunk-size: %d is not from 1 to 500", b.targetChunkSize)
-	}
-	if b.vpcID != "" && !strings.HasPrefix(b.vpcID, "vpc-") {
-		return nil, fmt.Errorf("--aws-vpc-id: %q is not a VPC ID (vpc-...)", b.vpcID)
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	opts := []func(*config.LoadOptions) error{config.WithEC2IMDSRegion()}
-	if b.region != "" {
-		opts = append(opts, config.WithRegion(b.region))
+	if o.Region != "" {
+		opts = append(opts, config.WithRegion(o.Region))
 	}
-	if b.maxAttempts > 0 {
-		opts = append(opts, config.WithRetryMaxAttempts(b.maxAttempts))
+	if o.MaxAttempts > 0 {
+		opts = append(opts, config.WithRetryMaxAttempts(o.MaxAttempts))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil && b.region == "" {
+	if err != nil && o.Region == "" {
 		return nil, fmt.Errorf("--aws-region: not set, and the SDK's default chain could not find a region: %w", err)
 	}
 	if err != nil {
@@ -78,10 +65,10 @@ func (b *Builder) Build(ctx context.Context, env providers.Env) (providers.LoadB
 	if cfg.Region == "" {
 		return nil, fmt.Errorf("--aws-region: no region is configured (flag, AWS_REGION, shared config or instance metadata)")
 	}
-	if b.endpoint != "" {
-		cfg.BaseEndpoint = aws.String(b.endpoint)
+	if o.Endpoint != "" {
+		cfg.BaseEndpoint = aws.String(o.Endpoint)
 	}
-	return NewFromConfig(cfg, Options{VPCID: b.vpcID, TargetChunkSize: b.targetChunkSize}), nil
+	return NewFromConfig(cfg, o), nil
 }
 
 // NewFromConfig returns a provider with SDK clients built from cfg; the

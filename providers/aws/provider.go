@@ -22,22 +22,6 @@ import (
 	"github.com/extlb/extlb/providers"
 )
 
-// Options tune a Provider; the zero value is the production default.
-type Options struct {
-	// VPCID is the cluster's VPC. When empty it is taken from the nodes'
-	// instances.
-	VPCID string
-	// TargetChunkSize is how many targets one Register/DeregisterTargets
-	// call carries (default 100).
-	TargetChunkSize int
-	// InUseRetries and InUseDelay bound the wait for a target group that
-	// AWS still reports in use after its listener or load balancer was
-	// deleted (default 5 tries, 2s apart). After that the call returns a
-	// RetryError.
-	InUseRetries int
-	InUseDelay   time.Duration
-}
-
 // Provider implements providers.LoadBalancer with AWS Network Load Balancers.
 type Provider struct {
 	elb  elbv2API
@@ -56,17 +40,10 @@ var (
 )
 
 // New returns a provider that uses the given ELBv2 and EC2 clients
-// (normally *elasticloadbalancingv2.Client and *ec2.Client).
+// (normally *elasticloadbalancingv2.Client and *ec2.Client). Zero fields of
+// opts take DefaultOptions' values; opts should have passed Validate.
 func New(elbClient elbv2API, ec2Client ec2API, opts Options) *Provider {
-	if opts.TargetChunkSize <= 0 {
-		opts.TargetChunkSize = 100
-	}
-	if opts.InUseRetries <= 0 {
-		opts.InUseRetries = 5
-	}
-	if opts.InUseDelay <= 0 {
-		opts.InUseDelay = 2 * time.Second
-	}
+	opts = opts.withDefaults()
 	return &Provider{elb: elbClient, ec2: ec2Client, opts: opts, subnetCIDRs: map[string]string{}}
 }
 

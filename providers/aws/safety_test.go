@@ -158,8 +158,8 @@ func TestBadAnnotationsAreInputErrorsAndCreateNothing(t *testing.T) {
 		{"two annotated subnets in one zone", fixtures.WithAnnotation(AnnotationSubnets, "subnet-a,subnet-a2"), "metadata.annotations[" + AnnotationSubnets + "]"},
 		{"SCTP port", withPort(9, 30009, v1.ProtocolSCTP), "spec.ports[4].protocol"},
 		{"TCP and UDP on one port with different node ports", withPort(80, 30081, v1.ProtocolUDP), "spec.ports[4].nodePort"},
-		{"IPv6 source range", fixtures.WithSourceRanges("2001:db8::/32"), "spec.loadBalancerSourceRanges"},
-		{"bad source range", fixtures.WithSourceRanges("10.0.0.0/33"), "spec.loadBalancerSourceRanges"},
+		{"IPv6 source range", fixtures.WithSourceRanges("2001:db8::/32"), "spec.loadBalancerSourceRanges[0]"},
+		{"bad source range", fixtures.WithSourceRanges("10.0.0.0/33"), "spec.loadBalancerSourceRanges[0]"},
 		{"loadBalancerIP", func(s *v1.Service) { s.Spec.LoadBalancerIP = "203.0.113.9" }, "spec.loadBalancerIP"},
 		{"Local without health check node port", fixtures.WithLocalPolicy(0), "spec.healthCheckNodePort"},
 	} {

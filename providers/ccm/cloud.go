@@ -22,9 +22,12 @@ type Cloud struct {
 
 var _ cloudprovider.Interface = (*Cloud)(nil)
 
-// New wraps lb as a cloud named name.
+// New wraps lb as a cloud named name. The cloud's LoadBalancer validates
+// every Service with providers.ValidateService before lb sees it, as extlb's
+// own controller does, so that a provider refuses the same Services under
+// either controller.
 func New(name string, lb providers.LoadBalancer) *Cloud {
-	return &Cloud{name: name, lb: lb}
+	return &Cloud{name: name, lb: providers.Validating(lb)}
 }
 
 // Factory offers the cloud to a cloud-controller-manager's plugin table,
@@ -46,7 +49,7 @@ func Factory(name string, build func(config io.Reader) (providers.LoadBalancer, 
 // Initialize implements cloudprovider.Interface; nothing to do.
 func (c *Cloud) Initialize(cloudprovider.ControllerClientBuilder, <-chan struct{}) {}
 
-// LoadBalancer returns the wrapped provider.
+// LoadBalancer returns the wrapped provider, behind providers.Validating.
 func (c *Cloud) LoadBalancer() (cloudprovider.LoadBalancer, bool) { return c.lb, true }
 
 // Instances is not implemented.

@@ -11,7 +11,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	cloudprovider "k8s.io/cloud-provider"
-	servicehelpers "k8s.io/cloud-provider/service/helpers"
 
 	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/providers/fake/api"
@@ -96,18 +95,18 @@ func (m mapping) spec(clusterName string, service *v1.Service, nodes []*v1.Node)
 	}
 	s.HealthCheck = hc
 
-	ranges, err := servicehelpers.GetLoadBalancerSourceRanges(service)
+	ranges, err := providers.SourceRanges(service)
 	if err != nil {
-		field := "spec.loadBalancerSourceRanges"
-		if len(service.Spec.LoadBalancerSourceRanges) == 0 {
-			field = "metadata.annotations[" + v1.AnnotationLoadBalancerSourceRangesKey + "]"
+		return s, err
+	}
+	for _, r := range ranges {
+		if r.Prefix.Bits() == 0 { // 0.0.0.0/0 or ::/0: everyone
+			s.SourceRanges = nil
+			break
 		}
-		return s, providers.NewInputError(field, "%v", err)
+		s.SourceRanges = append(s.SourceRanges, r.Prefix.String())
 	}
-	if !servicehelpers.IsAllowAll(ranges) {
-		s.SourceRanges = ranges.StringSlice()
-		sort.Strings(s.SourceRanges)
-	}
+	sort.Strings(s.SourceRanges)
 
 	if service.Spec.SessionAffinity == v1.ServiceAffinityClientIP {
 		timeout := int(v1.DefaultClientIPServiceAffinitySeconds)

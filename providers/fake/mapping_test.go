@@ -147,7 +147,7 @@ func TestSpecRejectsBadServicesNamingTheField(t *testing.T) {
 		{"no node port", "spec.ports[0].nodePort", "not allocated",
 			newService("s", withPort("a", v1.ProtocolTCP, 80, 0))},
 		{"no ports", "spec.ports", "at least one port", newService("s")},
-		{"bad source range", "spec.loadBalancerSourceRanges", "",
+		{"bad source range", "spec.loadBalancerSourceRanges[0]", "is not a CIDR",
 			newService("s", withPort("a", v1.ProtocolTCP, 80, 30080), fixtures.WithSourceRanges("10.0.0.300/8"))},
 		{"bad source range annotation", "metadata.annotations[service.beta.kubernetes.io/load-balancer-source-ranges]", "",
 			newService("s", withPort("a", v1.ProtocolTCP, 80, 30080), fixtures.WithAnnotation(v1.AnnotationLoadBalancerSourceRangesKey, "nonsense"))},

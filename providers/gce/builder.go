@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -33,25 +34,15 @@ type Options struct {
 	InstanceBatchSize int
 }
 
-// Builder builds the gce provider (--provider=gce).
-type Builder struct {
-	Options Options
-}
-
-var _ providers.Builder = (*Builder)(nil)
-
-// AddFlags registers the --gce-* flags.
-func (b *Builder) AddFlags(fs *pflag.FlagSet) {
-	o := &b.Options
-	fs.StringVar(&o.Project, "gce-project", o.Project, "GCP project that holds the load balancers (required).")
-	fs.StringVar(&o.Region, "gce-region", o.Region, "GCE region of the load balancers and nodes, e.g. us-central1 (required).")
-	fs.StringVar(&o.Network, "gce-network", orString(o.Network, "default"), "VPC network the firewall rules apply to.")
-	fs.StringVar(&o.Endpoint, "gce-endpoint", o.Endpoint, "Compute API endpoint override, for testing against a fake (an http:// endpoint is used without credentials).")
-	fs.StringSliceVar(&o.NodeTags, "gce-node-tags", o.NodeTags, "Network tags of the nodes, targeted by the firewall rules. Default: the first tag of each node instance.")
-	fs.IntVar(&o.HTTPRetries, "gce-http-retries", orInt(o.HTTPRetries, 4), "Retries of a compute API request that failed with a connection error, 429 or 5xx.")
-	fs.DurationVar(&o.RetryWaitMin, "gce-http-retry-wait-min", orDuration(o.RetryWaitMin, 500*time.Millisecond), "Shortest backoff between retries.")
-	fs.DurationVar(&o.RetryWaitMax, "gce-http-retry-wait-max", orDuration(o.RetryWaitMax, 15*time.Second), "Longest backoff between retries (a Retry-After header may ask for more).")
-	fs.IntVar(&o.InstanceBatchSize, "gce-instance-batch-size", orInt(o.InstanceBatchSize, 200), "Most instances added to or removed from a target pool per API call.")
+// DefaultOptions returns the defaults of the --gce-* flags.
+func DefaultOptions() Options {
+	return Options{
+		Network:           "default",
+		HTTPRetries:       4,
+		RetryWaitMin:      500 * time.Millisecond,
+		RetryWaitMax:      15 * time.Second,
+		InstanceBatchSize: 200,
+	}
 }
 
 var (
@@ -60,44 +51,78 @@ var (
 	networkRE = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
 )
 
-// Build validates the flags and connects the compute clients. The clients
-// are closed when ctx ends.
-func (b *Builder) Build(ctx context.Context, env providers.Env) (providers.LoadBalancer, error) {
-	o := b.Options
-	o.Network = orString(o.Network, "default")
-	o.InstanceBatchSize = orInt(o.InstanceBatchSize, 200)
+// Validate checks the options and names the flag at fault.
+func (o Options) Validate() error {
 	switch {
 	case !projectRE.MatchString(o.Project):
-		return nil, fmt.Errorf("--gce-project: %q is not a GCP project ID", o.Project)
+		return fmt.Errorf("--gce-project: %q is not a GCP project ID", o.Project)
 	case !regionRE.MatchString(o.Region):
-		return nil, fmt.Errorf("--gce-region: %q is not a GCE region", o.Region)
+		return fmt.Errorf("--gce-region: %q is not a GCE region", o.Region)
 	case !networkRE.MatchString(o.Network):
-		return nil, fmt.Errorf("--gce-network: %q is not a VPC network name", o.Network)
+		return fmt.Errorf("--gce-network: %q is not a VPC network name", o.Network)
 	case o.HTTPRetries < 0:
-		return nil, fmt.Errorf("--gce-http-retries: must not be negative")
+		return fmt.Errorf("--gce-http-retries: must not be negative")
+	case o.RetryWaitMin <= 0 || o.RetryWaitMax < o.RetryWaitMin:
+		return fmt.Errorf("--gce-http-retry-wait-min/--gce-http-retry-wait-max: need 0 < min <= max, got %s and %s", o.RetryWaitMin, o.RetryWaitMax)
 	case o.InstanceBatchSize < 1 || o.InstanceBatchSize > 1000:
-		return nil, fmt.Errorf("--gce-instance-batch-size: %d is outside 1..1000", o.InstanceBatchSize)
-	case env.ClusterName == "":
-		return nil, fmt.Errorf("--cluster-name: the gce provider records it on every resource and needs it set")
+		return fmt.Errorf("--gce-instance-batch-size: %d is outside 1..1000", o.InstanceBatchSize)
 	}
 	for _, t := range o.NodeTags {
 		if !networkRE.MatchString(t) {
-			return nil, fmt.Errorf("--gce-node-tags: %q is not a network tag", t)
+			return fmt.Errorf("--gce-node-tags: %q is not a network tag", t)
 		}
 	}
-	anonymous := false
 	if o.Endpoint != "" {
 		u, err := url.Parse(o.Endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("--gce-endpoint: %q is not an http(s) URL", o.Endpoint)
+			return fmt.Errorf("--gce-endpoint: %q is not an http(s) URL", o.Endpoint)
 		}
-		anonymous = u.Scheme == "http"
+	}
+	return nil
+}
+
+// Name is the provider's name in the registry (--provider=gce).
+const Name = "gce"
+
+// Builder builds the gce provider (--provider=gce) from Options.
+type Builder struct {
+	Options Options
+}
+
+var _ providers.Builder = (*Builder)(nil)
+
+// NewBuilder returns a Builder with DefaultOptions.
+func NewBuilder() *Builder { return &Builder{Options: DefaultOptions()} }
+
+// AddFlags binds the --gce-* flags to b.Options.
+func (b *Builder) AddFlags(fs *pflag.FlagSet) {
+	o := &b.Options
+	fs.StringVar(&o.Project, "gce-project", o.Project, "GCP project that holds the load balancers (required).")
+	fs.StringVar(&o.Region, "gce-region", o.Region, "GCE region of the load balancers and nodes, e.g. us-central1 (required).")
+	fs.StringVar(&o.Network, "gce-network", o.Network, "VPC network the firewall rules apply to.")
+	fs.StringVar(&o.Endpoint, "gce-endpoint", o.Endpoint, "Compute API endpoint override, for testing against a fake (an http:// endpoint is used without credentials).")
+	fs.StringSliceVar(&o.NodeTags, "gce-node-tags", o.NodeTags, "Network tags of the nodes, targeted by the firewall rules. Default: the first tag of each node instance.")
+	fs.IntVar(&o.HTTPRetries, "gce-http-retries", o.HTTPRetries, "Retries of a compute API request that failed with a connection error, 429 or 5xx.")
+	fs.DurationVar(&o.RetryWaitMin, "gce-http-retry-wait-min", o.RetryWaitMin, "Shortest backoff between retries.")
+	fs.DurationVar(&o.RetryWaitMax, "gce-http-retry-wait-max", o.RetryWaitMax, "Longest backoff between retries (a Retry-After header may ask for more).")
+	fs.IntVar(&o.InstanceBatchSize, "gce-instance-batch-size", o.InstanceBatchSize, "Most instances added to or removed from a target pool per API call.")
+}
+
+// Build validates the options and connects the compute clients. The
+// clients are closed when ctx ends.
+func (b *Builder) Build(ctx context.Context, env providers.Env) (providers.LoadBalancer, error) {
+	o := b.Options
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if env.ClusterName == "" {
+		return nil, fmt.Errorf("--cluster-name: the gce provider records it on every resource and needs it set")
 	}
 	c, err := newCloud(ctx, o.Project, o.Endpoint, httpOptions{
 		retries:      o.HTTPRetries,
-		retryWaitMin: orDuration(o.RetryWaitMin, 500*time.Millisecond),
-		retryWaitMax: orDuration(o.RetryWaitMax, 15*time.Second),
-		anonymous:    anonymous,
+		retryWaitMin: o.RetryWaitMin,
+		retryWaitMax: o.RetryWaitMax,
+		anonymous:    strings.HasPrefix(o.Endpoint, "http://"),
 	})
 	if err != nil {
 		return nil, err
@@ -120,25 +145,4 @@ func newProvider(c *cloud, o Options) *Provider {
 		batchSize:    o.InstanceBatchSize,
 		instanceTags: map[string]string{},
 	}
-}
-
-func orString(v, d string) string {
-	if v == "" {
-		return d
-	}
-	return v
-}
-
-func orInt(v, d int) int {
-	if v == 0 {
-		return d
-	}
-	return v
-}
-
-func orDuration(v, d time.Duration) time.Duration {
-	if v == 0 {
-		return d
-	}
-	return v
 }

@@ -42,10 +42,9 @@ func newTestEnv(t testing.TB, tweaks ...func(*Options)) *testEnv {
 	t.Cleanup(hs.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	opts := Options{
-		Project: testProject, Region: testRegion, Endpoint: hs.URL,
-		HTTPRetries: 3, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond,
-	}
+	opts := DefaultOptions()
+	opts.Project, opts.Region, opts.Endpoint = testProject, testRegion, hs.URL
+	opts.HTTPRetries, opts.RetryWaitMin, opts.RetryWaitMax = 3, time.Millisecond, 5*time.Millisecond
 	for _, tw := range tweaks {
 		tw(&opts)
 	}

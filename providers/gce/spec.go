@@ -18,9 +18,6 @@ const (
 	// spec.loadBalancerIP (deprecated upstream). If both are set they must
 	// agree.
 	AnnotationLoadBalancerIP = "gce.extlb.io/load-balancer-ip"
-	// AnnotationSourceRanges is the standard annotation that
-	// spec.loadBalancerSourceRanges overrides: comma-separated CIDRs.
-	AnnotationSourceRanges = "service.beta.kubernetes.io/load-balancer-source-ranges"
 )
 
 // Health-check settings, as cloud-provider-gcp uses them for target pools.
@@ -181,28 +178,18 @@ func (s *lbSpec) setRequestedIP(svc *v1.Service) error {
 }
 
 func (s *lbSpec) setSourceRanges(svc *v1.Service) error {
-	ranges := svc.Spec.LoadBalancerSourceRanges
-	field := "spec.loadBalancerSourceRanges"
-	if len(ranges) == 0 && strings.TrimSpace(svc.Annotations[AnnotationSourceRanges]) != "" {
-		ranges = strings.Split(svc.Annotations[AnnotationSourceRanges], ",")
-		field = "metadata.annotations[" + AnnotationSourceRanges + "]"
+	ranges, err := providers.SourceRanges(svc)
+	if err != nil {
+		return err
 	}
-	seen := map[string]bool{}
-	for i, r := range ranges {
-		p, err := netip.ParsePrefix(strings.TrimSpace(r))
-		if err != nil {
-			return providers.NewInputError(fmt.Sprintf("%s[%d]", field, i), "%q is not a CIDR range", r)
+	for _, r := range ranges {
+		if !r.Prefix.Addr().Is4() {
+			return providers.NewInputError(r.Field, "%s is not IPv4; GCE target-pool load balancers serve IPv4 only", r.Prefix)
 		}
-		if !p.Addr().Is4() {
-			return providers.NewInputError(fmt.Sprintf("%s[%d]", field, i), "%s is not IPv4; GCE target-pool load balancers serve IPv4 only", r)
-		}
-		seen[p.Masked().String()] = true
+		s.sourceRanges = append(s.sourceRanges, r.Prefix.String())
 	}
-	if len(seen) == 0 {
-		seen["0.0.0.0/0"] = true
-	}
-	for r := range seen {
-		s.sourceRanges = append(s.sourceRanges, r)
+	if len(s.sourceRanges) == 0 {
+		s.sourceRanges = []string{"0.0.0.0/0"}
 	}
 	sort.Strings(s.sourceRanges)
 	return nil

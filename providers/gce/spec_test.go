@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -23,8 +24,8 @@ func TestInvalidInputIsAnInputErrorBeforeAnyCall(t *testing.T) {
 		{desc: "duplicate port", svc: newService("web", withPorts("80/TCP", "80/TCP")), wantField: "spec.ports[1].port"},
 		{desc: "bad source range", svc: newService("web", fixtures.WithSourceRanges("192.0.2.0/24", "10.0.0.0/33")), wantField: "spec.loadBalancerSourceRanges[1]"},
 		{desc: "IPv6 source range", svc: newService("web", fixtures.WithSourceRanges("2001:db8::/32")), wantField: "spec.loadBalancerSourceRanges[0]"},
-		{desc: "bad source-range annotation", svc: newService("web", fixtures.WithAnnotation(AnnotationSourceRanges, "192.0.2.0/24,nonsense")),
-			wantField: "metadata.annotations[" + AnnotationSourceRanges + "][1]"},
+		{desc: "bad source-range annotation", svc: newService("web", fixtures.WithAnnotation(providers.AnnotationSourceRanges, "192.0.2.0/24,nonsense")),
+			wantField: "metadata.annotations[" + providers.AnnotationSourceRanges + "]"},
 		{desc: "requested IP not an IP", svc: newService("web", fixtures.WithLoadBalancerIP("300.1.2.3")), wantField: "spec.loadBalancerIP"},
 		{desc: "requested IP is IPv6", svc: newService("web", fixtures.WithAnnotation(AnnotationLoadBalancerIP, "2001:db8::1")),
 			wantField: "metadata.annotations[" + AnnotationLoadBalancerIP + "]"},
@@ -57,7 +58,7 @@ func TestInvalidInputIsAnInputErrorBeforeAnyCall(t *testing.T) {
 }
 
 func TestSpecDefaults(t *testing.T) {
-	s, err := specFor("c", newService("web", fixtures.WithAnnotation(AnnotationSourceRanges, " 192.0.2.7/24 , 192.0.2.0/24"), withPorts("443/TCP", "80/TCP")))
+	s, err := specFor("c", newService("web", fixtures.WithAnnotation(providers.AnnotationSourceRanges, " 192.0.2.7/24 , 192.0.2.0/24"), withPorts("443/TCP", "80/TCP")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,8 @@ func TestOwnership(t *testing.T) {
 }
 
 func TestBuildRejectsBadFlags(t *testing.T) {
-	good := Options{Project: "extlb-test", Region: "us-central1", Endpoint: "http://127.0.0.1:1"}
+	good := DefaultOptions()
+	good.Project, good.Region, good.Endpoint = "extlb-test", "us-central1", "http://127.0.0.1:1"
 	for _, tc := range []struct {
 		desc     string
 		tweak    func(*Options)
@@ -136,6 +138,7 @@ func TestBuildRejectsBadFlags(t *testing.T) {
 		{desc: "bad endpoint", tweak: func(o *Options) { o.Endpoint = "ftp://x" }, wantFlag: "--gce-endpoint"},
 		{desc: "bad node tag", tweak: func(o *Options) { o.NodeTags = []string{"ok", "Not OK"} }, wantFlag: "--gce-node-tags"},
 		{desc: "batch too large", tweak: func(o *Options) { o.InstanceBatchSize = 5000 }, wantFlag: "--gce-instance-batch-size"},
+		{desc: "retry waits reversed", tweak: func(o *Options) { o.RetryWaitMin = time.Minute }, wantFlag: "--gce-http-retry-wait-min"},
 		{desc: "no cluster name", tweak: func(o *Options) {}, cluster: "-", wantFlag: "--cluster-name"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -178,7 +178,7 @@ func runProvider(t *testing.T, ctx context.Context, cfg *rest.Config, kube kuber
 	ctx, cancel := context.WithCancel(ctx)
 	factory := informers.NewSharedInformerFactory(kube, 0)
 	b := NewBuilder()
-	b.statusInterval = 50 * time.Millisecond
+	b.Options.StatusInterval = 50 * time.Millisecond
 	lb, err := b.Build(ctx, providers.Env{ClusterName: "test", KubeClient: kube, RESTConfig: cfg, Informers: factory})
 	if err != nil {
 		cancel()

@@ -11,42 +11,69 @@ import (
 	"github.com/extlb/extlb/providers"
 )
 
-// Builder builds the metal provider from the --metal-... flags.
+// Name is the provider's name in the registry (--provider=metal).
+const Name = "metal"
+
+// Options are the metal provider's settings. DefaultOptions holds every
+// default; the Builder binds the --metal-* flags to the fields.
+type Options struct {
+	// StatusInterval is the least time between two rounds of IPPool
+	// status writes.
+	StatusInterval time.Duration
+	// RetryInterval is how soon a Service waiting for an address is tried
+	// again.
+	RetryInterval time.Duration
+	// SyncTimeout bounds the first call's wait for the caches.
+	SyncTimeout time.Duration
+}
+
+// DefaultOptions returns the defaults of the --metal-* flags.
+func DefaultOptions() Options {
+	return Options{StatusInterval: 2 * time.Second, RetryInterval: 30 * time.Second, SyncTimeout: 30 * time.Second}
+}
+
+// Validate checks the options and names the flag at fault.
+func (o Options) Validate() error {
+	switch {
+	case o.StatusInterval <= 0:
+		return fmt.Errorf("--metal-status-interval: must be positive, got %s", o.StatusInterval)
+	case o.RetryInterval <= 0:
+		return fmt.Errorf("--metal-retry-interval: must be positive, got %s", o.RetryInterval)
+	case o.SyncTimeout <= 0:
+		return fmt.Errorf("--metal-cache-sync-timeout: must be positive, got %s", o.SyncTimeout)
+	}
+	return nil
+}
+
+// Builder builds the metal provider from Options.
 type Builder struct {
-	statusInterval time.Duration
-	retryInterval  time.Duration
-	syncTimeout    time.Duration
+	Options Options
 }
 
 var _ providers.Builder = (*Builder)(nil)
 
-// NewBuilder returns a Builder with the flags' defaults.
-func NewBuilder() *Builder {
-	return &Builder{statusInterval: 2 * time.Second, retryInterval: 30 * time.Second, syncTimeout: 30 * time.Second}
-}
+// NewBuilder returns a Builder with DefaultOptions.
+func NewBuilder() *Builder { return &Builder{Options: DefaultOptions()} }
 
-// AddFlags registers --metal-status-interval, --metal-retry-interval and
-// --metal-cache-sync-timeout.
+// AddFlags binds the --metal-* flags to b.Options.
 func (b *Builder) AddFlags(fs *pflag.FlagSet) {
-	fs.DurationVar(&b.statusInterval, "metal-status-interval", b.statusInterval,
+	o := &b.Options
+	fs.DurationVar(&o.StatusInterval, "metal-status-interval", o.StatusInterval,
 		"Least time between two rounds of IPPool status writes; a burst of allocations costs one write per pool.")
-	fs.DurationVar(&b.retryInterval, "metal-retry-interval", b.retryInterval,
+	fs.DurationVar(&o.RetryInterval, "metal-retry-interval", o.RetryInterval,
 		"How soon a Service waiting for an address (pool exhausted, missing pool, address held by another Service) is tried again.")
-	fs.DurationVar(&b.syncTimeout, "metal-cache-sync-timeout", b.syncTimeout,
+	fs.DurationVar(&o.SyncTimeout, "metal-cache-sync-timeout", o.SyncTimeout,
 		"How long the first provider call waits for the Service, Namespace and IPPool caches before asking the controller to retry.")
 }
 
-// Build validates the flags and returns the provider. It watches IPPools
+// Build validates the options and returns the provider. It watches IPPools
 // with a dynamic informer of its own (started here) and Services and
 // Namespaces through env.Informers (started by the command).
 func (b *Builder) Build(ctx context.Context, env providers.Env) (providers.LoadBalancer, error) {
+	if err := b.Options.Validate(); err != nil {
+		return nil, err
+	}
 	switch {
-	case b.statusInterval <= 0:
-		return nil, fmt.Errorf("--metal-status-interval: must be positive, got %s", b.statusInterval)
-	case b.retryInterval <= 0:
-		return nil, fmt.Errorf("--metal-retry-interval: must be positive, got %s", b.retryInterval)
-	case b.syncTimeout <= 0:
-		return nil, fmt.Errorf("--metal-cache-sync-timeout: must be positive, got %s", b.syncTimeout)
 	case env.RESTConfig == nil:
 		return nil, fmt.Errorf("metal provider: needs a REST config to read IPPools")
 	case env.Informers == nil:
@@ -81,9 +108,9 @@ func (b *Builder) build(ctx context.Context, env providers.Env, client dynamic.I
 			{"Namespaces", namespaces.Informer().HasSynced},
 			{"IPPools", store.HasSynced},
 		},
-		retryInterval:  b.retryInterval,
-		statusInterval: b.statusInterval,
-		syncTimeout:    b.syncTimeout,
+		retryInterval:  b.Options.RetryInterval,
+		statusInterval: b.Options.StatusInterval,
+		syncTimeout:    b.Options.SyncTimeout,
 	})
 	factory.Start(ctx.Done())
 	return p, nil

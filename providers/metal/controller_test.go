@@ -102,15 +102,15 @@ func createPool(t *testing.T, ctx context.Context, dyn dynamic.Interface, p *IPP
 func startController(t *testing.T, cfg *rest.Config) (stop func()) {
 	t.Helper()
 	o := manager.DefaultOptions()
-	o.Controller.LoadBalancerClass = metalClass
-	o.Controller.HandleDefaultClass = false
+	o.Controller.Class.Name = metalClass
+	o.Controller.Class.Default = false
 	o.Controller.MinRetryDelay = 100 * time.Millisecond
 	o.Controller.MaxRetryDelay = 2 * time.Second
 	o.Controller.Workers = 4
 	o.MetricsAddr = ""
 	b := NewBuilder()
-	b.retryInterval = 300 * time.Millisecond
-	b.statusInterval = 50 * time.Millisecond
+	b.Options.RetryInterval = 300 * time.Millisecond
+	b.Options.StatusInterval = 50 * time.Millisecond
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {

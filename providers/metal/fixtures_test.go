@@ -102,9 +102,9 @@ func newTestEnv(t *testing.T, pools []*IPPool, objects ...runtime.Object) *testE
 		map[schema.GroupVersionResource]string{IPPoolGVR: "IPPoolList"}, dynObjs...)
 	factory := informers.NewSharedInformerFactory(kube, 0)
 	b := NewBuilder()
-	b.statusInterval = 20 * time.Millisecond
-	b.retryInterval = 5 * time.Second
-	b.syncTimeout = 5 * time.Second
+	b.Options.StatusInterval = 20 * time.Millisecond
+	b.Options.RetryInterval = 5 * time.Second
+	b.Options.SyncTimeout = 5 * time.Second
 	p, err := b.build(ctx, providers.Env{ClusterName: "test", KubeClient: kube, Informers: factory}, dyn)
 	if err != nil {
 		cancel()

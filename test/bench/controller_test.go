@@ -183,7 +183,7 @@ func poll(b *testing.B, timeout time.Duration, done func() bool) {
 
 func startExtlb(ctx context.Context, cfg *rest.Config, mem *memory.Provider, workers int, qps float32, burst int) error {
 	o := manager.DefaultOptions()
-	o.Controller.LoadBalancerClass = "extlb.io/fake" // the class manifests/admission-policy is written for
+	o.Controller.Class.Name = "extlb.io/fake" // the class manifests/admission-policy is written for
 	o.Controller.Workers = workers
 	o.QPS, o.Burst = qps, burst
 	o.ResyncPeriod = 30 * time.Second

@@ -40,7 +40,7 @@ func TestAdmissionPolicyAddsTheFinalizerAtCreation(t *testing.T) {
 			return rt.RoundTrip(req)
 		})
 	})
-	e.start(t, func(o *manager.Options) { o.Controller.LoadBalancerClass = class })
+	e.start(t, func(o *manager.Options) { o.Controller.Class.Name = class })
 
 	// The policy's bindings take a moment to be picked up by the API server.
 	var created *v1.Service

@@ -54,7 +54,7 @@ func TestGCEProviderEndToEnd(t *testing.T) {
 	e := newCloudE2E(t, gceCluster)
 	e.addNode("node-1", "10.128.0.11", "gce://"+gceProject+"/"+gceNodes["node-1"])
 	e.addNode("node-2", "10.128.0.12", "gce://"+gceProject+"/"+gceNodes["node-2"])
-	lb := e.buildProvider(&gceprovider.Builder{}, "--gce-project="+gceProject, "--gce-region="+gceRegion, "--gce-endpoint="+url,
+	lb := e.buildProvider(gceprovider.NewBuilder(), "--gce-project="+gceProject, "--gce-region="+gceRegion, "--gce-endpoint="+url,
 		"--gce-http-retries=3", "--gce-http-retry-wait-min=20ms", "--gce-http-retry-wait-max=200ms")
 	e.run(lb)
 

@@ -171,8 +171,8 @@ type controllerOption func(*manager.Options)
 func startController(t testing.TB, cfg *rest.Config, lb providers.LoadBalancer, class string, opts ...controllerOption) *runningController {
 	t.Helper()
 	o := manager.DefaultOptions()
-	o.Controller.LoadBalancerClass = class
-	o.Controller.HandleDefaultClass = false
+	o.Controller.Class.Name = class
+	o.Controller.Class.Default = false
 	o.Controller.MinRetryDelay = 100 * time.Millisecond
 	o.Controller.MaxRetryDelay = 2 * time.Second
 	o.Controller.Workers = 4

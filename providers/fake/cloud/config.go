@@ -100,11 +100,10 @@ func (c *Config) Complete() error {
 }
 
 func (c *Config) validate() error {
-	host, _, err := net.SplitHostPort(c.Listen)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("--fake-listen %q: %w", c.Listen, err)
 	}
-	if !isLoopbackHost(host) && c.Token == "" {
+	if !IsLoopbackListen(c.Listen) && c.Token == "" {
 		return fmt.Errorf("--fake-listen %q is not a loopback address: set --fake-token so that the API is not open to anyone", c.Listen)
 	}
 	if _, err := netip.ParsePrefix(c.VIPRange); err != nil {
@@ -143,7 +142,13 @@ func faultFlag(field string) string {
 	return field
 }
 
-func isLoopbackHost(host string) bool {
+// IsLoopbackListen reports whether hostport ("127.0.0.1:8470",
+// "localhost:0", "[::1]:80") listens on loopback only.
+func IsLoopbackListen(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
 	if host == "localhost" {
 		return true
 	}

@@ -14,13 +14,11 @@ import (
 	"sort"
 )
 
-// ExcludeLabel on a Node keeps it from announcing any address.
-const ExcludeLabel = "node.kubernetes.io/exclude-from-external-load-balancers"
-
 // Node is a node as the election sees it.
 type Node struct {
 	Name string
-	// Excluded is true when the node carries ExcludeLabel.
+	// Excluded is true when the node must not carry load-balancer traffic
+	// (see providers.NodeExclusion).
 	Excluded bool
 	// Live is true when the node runs a speaker that its peers hear.
 	Live bool

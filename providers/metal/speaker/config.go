@@ -17,22 +17,27 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
+	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/providers/metal"
 	"github.com/extlb/extlb/providers/metal/layer2"
 	"github.com/extlb/extlb/providers/metal/speaker/liveness"
 )
 
-// DefaultLoadBalancerClass is the spec.loadBalancerClass the speaker serves
-// unless told otherwise.
-const DefaultLoadBalancerClass = "extlb.io/metal"
+// ProviderName is the provider whose addresses the speaker announces; its
+// class is the default of --load-balancer-class.
+const ProviderName = metal.Name
 
 // Config is the `extlb speaker` command: flags, then Run.
 type Config struct {
 	// KubeClient must be set by the command before Run.
 	KubeClient kubernetes.Interface
 
-	NodeName          string
-	LoadBalancerClass string
-	DefaultClass      bool
+	NodeName string
+	// Class selects the Services to announce. AddFlags defaults it, like
+	// the controller's, to providers.DefaultClassFilter(ProviderName), so
+	// that a speaker announces what a metal controller with default flags
+	// serves.
+	Class             providers.ClassFilter
 	Interfaces        []string
 	HeartbeatPort     uint16
 	HeartbeatInterval time.Duration
@@ -44,8 +49,8 @@ type Config struct {
 // AddFlags registers the speaker's flags on fs.
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.NodeName, "node-name", "", "Name of the Node this speaker runs on (default: $NODE_NAME).")
-	fs.StringVar(&c.LoadBalancerClass, "load-balancer-class", DefaultLoadBalancerClass, "Announce Services whose spec.loadBalancerClass is this.")
-	fs.BoolVar(&c.DefaultClass, "default-class", false, "Also announce LoadBalancer Services that have no spec.loadBalancerClass.")
+	c.Class = providers.DefaultClassFilter(ProviderName)
+	c.Class.AddFlags(fs, "announce")
 	fs.StringSliceVar(&c.Interfaces, "interfaces", nil, "Announce only on these interfaces (default: on every interface whose subnet holds the address).")
 	fs.Uint16Var(&c.HeartbeatPort, "heartbeat-port", 7947, "UDP port the speakers exchange heartbeats on (host network).")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", liveness.DefaultInterval, "Interval between heartbeats to every peer.")
@@ -65,8 +70,8 @@ func (c *Config) validate() error {
 	if c.NodeName == "" {
 		return errors.New("--node-name: required (or set $NODE_NAME from the downward API)")
 	}
-	if c.LoadBalancerClass == "" && !c.DefaultClass {
-		return errors.New("--load-balancer-class: empty, and --default-class is not set: nothing would be announced")
+	if err := c.Class.Validate(); err != nil {
+		return err
 	}
 	if c.HeartbeatPort == 0 {
 		return errors.New("--heartbeat-port: must not be 0")
@@ -126,7 +131,7 @@ func (c *Config) Run(ctx context.Context) error {
 	}
 	sp, err := New(Options{
 		Client: c.KubeClient, NodeName: c.NodeName,
-		LoadBalancerClass: c.LoadBalancerClass, DefaultClass: c.DefaultClass,
+		Class:         c.Class,
 		HeartbeatPort: c.HeartbeatPort, Announcer: announcer, Members: members,
 	})
 	if err != nil {

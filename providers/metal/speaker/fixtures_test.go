@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/extlb/extlb/providers/metal/election"
+	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/test/fixtures"
 )
 
@@ -20,13 +20,13 @@ import (
 // namespace default with ingress 192.0.2.200.
 func newService(name string, opts ...fixtures.ServiceTweak) *v1.Service {
 	return fixtures.Service("default", name, append([]fixtures.ServiceTweak{
-		fixtures.WithUID("uid-" + name), fixtures.WithClass(DefaultLoadBalancerClass),
+		fixtures.WithUID("uid-" + name), fixtures.WithClass(providers.DefaultClass(ProviderName)),
 		fixtures.WithPorts(fixtures.Port("http", v1.ProtocolTCP, 80, 0)), fixtures.WithIngress("192.0.2.200"),
 	}, opts...)...)
 }
 
 // excluded labels the node as excluded from announcing.
-func excluded() fixtures.NodeTweak { return fixtures.WithNodeLabel(election.ExcludeLabel, "") }
+func excluded() fixtures.NodeTweak { return fixtures.WithNodeLabel(providers.LabelExcludeFromLB, "") }
 
 // endpoint is one endpoint of a slice: on node, ready or not.
 type endpoint struct {

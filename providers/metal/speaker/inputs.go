@@ -7,26 +7,9 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/providers/metal/election"
 )
-
-// classFilter selects the Services this speaker announces.
-type classFilter struct {
-	// class is the spec.loadBalancerClass to serve.
-	class string
-	// defaultClass also serves Services with no class.
-	defaultClass bool
-}
-
-func (f classFilter) matches(svc *v1.Service) bool {
-	if svc.Spec.Type != v1.ServiceTypeLoadBalancer {
-		return false
-	}
-	if svc.Spec.LoadBalancerClass == nil {
-		return f.defaultClass
-	}
-	return *svc.Spec.LoadBalancerClass == f.class
-}
 
 // ingressAddresses returns the IPs in the Service's status; hostname-only
 // entries are ignored.
@@ -65,12 +48,12 @@ func readyNodesBySlice(slices []*discoveryv1.EndpointSlice) map[types.Namespaced
 
 // electionServices turns the Services this speaker serves into the
 // election's input.
-func electionServices(f classFilter, svcs []*v1.Service, slices []*discoveryv1.EndpointSlice) ([]election.Service, map[string]*v1.Service) {
+func electionServices(f providers.ClassFilter, svcs []*v1.Service, slices []*discoveryv1.EndpointSlice) ([]election.Service, map[string]*v1.Service) {
 	ready := readyNodesBySlice(slices)
 	var out []election.Service
 	byName := map[string]*v1.Service{}
 	for _, svc := range svcs {
-		if !f.matches(svc) {
+		if !f.Serves(svc) {
 			continue
 		}
 		addrs := ingressAddresses(svc)
@@ -93,11 +76,12 @@ func electionServices(f classFilter, svcs []*v1.Service, slices []*discoveryv1.E
 }
 
 // electionNodes turns Nodes into the election's input; live names the nodes
-// with a speaker that is heard.
+// with a speaker that is heard. A node the controller would not use as a
+// backend (providers.NodeExclusion) announces nothing either.
 func electionNodes(nodes []*v1.Node, live map[string]bool) []election.Node {
 	out := make([]election.Node, 0, len(nodes))
 	for _, n := range nodes {
-		_, excluded := n.Labels[election.ExcludeLabel]
+		excluded := providers.NodeExclusion(n) != ""
 		out = append(out, election.Node{Name: n.Name, Excluded: excluded, Live: live[n.Name]})
 	}
 	return out

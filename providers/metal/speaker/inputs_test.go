@@ -8,15 +8,16 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
+	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/test/fixtures"
 )
 
 func TestElectionServices(t *testing.T) {
-	metal := classFilter{class: DefaultLoadBalancerClass}
-	withDefault := classFilter{class: DefaultLoadBalancerClass, defaultClass: true}
+	metal := providers.ClassFilter{Name: providers.DefaultClass(ProviderName)}
+	withDefault := providers.ClassFilter{Name: providers.DefaultClass(ProviderName), Default: true}
 	tests := []struct {
 		desc   string
-		filter classFilter
+		filter providers.ClassFilter
 		svc    *v1.Service
 		want   []string // addresses; nil = Service not served
 	}{
@@ -63,7 +64,7 @@ func TestReadyNodesOfLocalServices(t *testing.T) {
 	noReady := newSlice("web", "web-c")
 	noReady.Endpoints = append(noReady.Endpoints, discoveryv1.Endpoint{Addresses: []string{"10.0.0.9"}, NodeName: nil})
 	slices = append(slices, noReady)
-	got, _ := electionServices(classFilter{class: DefaultLoadBalancerClass},
+	got, _ := electionServices(providers.ClassFilter{Name: providers.DefaultClass(ProviderName)},
 		[]*v1.Service{newService("web", fixtures.WithLocalPolicy(0)), newService("dns", fixtures.WithIngress("192.0.2.201"))}, slices)
 	for _, s := range got {
 		switch s.Name {
@@ -96,5 +97,29 @@ func TestPeersAndNodes(t *testing.T) {
 	en := electionNodes(nodes, map[string]bool{"node-1": true, "node-2": true})
 	if !en[0].Live || en[0].Excluded || !en[1].Excluded || en[2].Live {
 		t.Errorf("election nodes = %+v, want node-1 live, node-2 excluded, node-3 not live", en)
+	}
+}
+
+// TestElectionNodesExcludeWhatTheControllerExcludes: a node the controller
+// does not use as a backend announces nothing (before, the speaker looked
+// only at the exclude label, and at any value of it).
+func TestElectionNodesExcludeWhatTheControllerExcludes(t *testing.T) {
+	for _, tc := range []struct {
+		desc     string
+		node     *v1.Node
+		excluded bool
+	}{
+		{desc: "ordinary", node: fixtures.Node("n")},
+		{desc: "exclude label", node: fixtures.Node("n", excluded()), excluded: true},
+		{desc: "exclude label false keeps it", node: fixtures.Node("n", fixtures.WithNodeLabel(providers.LabelExcludeFromLB, "false"))},
+		{desc: "autoscaler deletion taint", node: fixtures.Node("n", fixtures.WithTaint(providers.TaintToBeDeletedByClusterAutoscaler, v1.TaintEffectNoSchedule)), excluded: true},
+		{desc: "being deleted", node: fixtures.Node("n", fixtures.WithNodeDeletion()), excluded: true},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			en := electionNodes([]*v1.Node{tc.node}, map[string]bool{"n": true})
+			if en[0].Excluded != tc.excluded {
+				t.Errorf("excluded = %v, want %v", en[0].Excluded, tc.excluded)
+			}
+		})
 	}
 }

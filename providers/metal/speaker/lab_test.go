@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/extlb/extlb/fake/cluster/clustertest"
+	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/providers/metal/election"
 	"github.com/extlb/extlb/providers/metal/layer2"
 	"github.com/extlb/extlb/providers/metal/speaker"
@@ -189,7 +190,7 @@ func (c *testbed) start(name string) {
 		kube = c.kube
 	}
 	sp, err := speaker.New(speaker.Options{
-		Client: kube, NodeName: name, LoadBalancerClass: speaker.DefaultLoadBalancerClass,
+		Client: kube, NodeName: name, Class: providers.ClassFilter{Name: providers.DefaultClass(speaker.ProviderName)},
 		HeartbeatPort: heartbeatPort, Announcer: announcer, Members: members,
 	})
 	if err != nil {
@@ -341,7 +342,7 @@ func (c *testbed) waitEvent(name, text string) {
 // the ingress 192.0.2.200.
 func newService(name string, opts ...fixtures.ServiceTweak) *v1.Service {
 	return fixtures.Service("default", name, append([]fixtures.ServiceTweak{
-		fixtures.WithClass(speaker.DefaultLoadBalancerClass),
+		fixtures.WithClass(providers.DefaultClass(speaker.ProviderName)),
 		fixtures.WithPorts(fixtures.Port("", v1.ProtocolTCP, 80, 0)), fixtures.WithIngress("192.0.2.200"),
 	}, opts...)...)
 }

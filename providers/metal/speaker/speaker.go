@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
+	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/providers/metal/election"
 	"github.com/extlb/extlb/providers/metal/layer2"
 	"github.com/extlb/extlb/providers/metal/speaker/liveness"
@@ -73,9 +74,8 @@ const interfaceRecheck = 10 * time.Second
 type Options struct {
 	Client   kubernetes.Interface
 	NodeName string
-	// LoadBalancerClass and DefaultClass select the Services (see Config).
-	LoadBalancerClass string
-	DefaultClass      bool
+	// Class selects the Services to announce (see Config).
+	Class providers.ClassFilter
 	// HeartbeatPort is where the peers' speakers listen.
 	HeartbeatPort uint16
 	Announcer     Announcer
@@ -86,7 +86,7 @@ type Options struct {
 type Speaker struct {
 	client    kubernetes.Interface
 	nodeName  string
-	filter    classFilter
+	filter    providers.ClassFilter
 	port      uint16
 	announcer Announcer
 	members   Members
@@ -112,7 +112,7 @@ func New(o Options) (*Speaker, error) {
 	return &Speaker{
 		client:    o.Client,
 		nodeName:  o.NodeName,
-		filter:    classFilter{class: o.LoadBalancerClass, defaultClass: o.DefaultClass},
+		filter:    o.Class,
 		port:      o.HeartbeatPort,
 		announcer: o.Announcer,
 		members:   o.Members,

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2/ktesting"
 
+	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/test/fixtures"
 )
 
@@ -48,7 +49,7 @@ func runSpeaker(t *testing.T, node string, objs ...runtime.Object) *harness {
 	h.announcer = newFakeAnnouncer(&h.calls)
 	h.members = newFakeMembers(&h.calls, "node-1", "node-2", "node-3")
 	s, err := New(Options{
-		Client: h.client, NodeName: node, LoadBalancerClass: DefaultLoadBalancerClass,
+		Client: h.client, NodeName: node, Class: providers.ClassFilter{Name: providers.DefaultClass(ProviderName)},
 		HeartbeatPort: 7947, Announcer: h.announcer, Members: h.members,
 	})
 	if err != nil {
@@ -213,7 +214,7 @@ func TestSpeakerReportsAnnounceFailure(t *testing.T) {
 	h.announcer = newFakeAnnouncer(&calls)
 	h.announcer.fail[netip.MustParseAddr("192.0.2.200")] = errors.New("no interface has a subnet holding the address")
 	h.members = newFakeMembers(&calls, "node-1", "node-2", "node-3")
-	s, err := New(Options{Client: h.client, NodeName: "node-2", LoadBalancerClass: DefaultLoadBalancerClass, Announcer: h.announcer, Members: h.members})
+	s, err := New(Options{Client: h.client, NodeName: "node-2", Class: providers.ClassFilter{Name: providers.DefaultClass(ProviderName)}, Announcer: h.announcer, Members: h.members})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +257,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{desc: "defaults are valid", mutate: func(*Config) {}},
 		{desc: "no node name", mutate: func(c *Config) { c.NodeName = "" }, wantErr: "--node-name"},
-		{desc: "no class and no default class", mutate: func(c *Config) { c.LoadBalancerClass = "" }, wantErr: "--load-balancer-class"},
+		{desc: "no class", mutate: func(c *Config) { c.Class.Name = "" }, wantErr: "--load-balancer-class"},
 		{desc: "dead-after not above interval", mutate: func(c *Config) { c.DeadAfter = c.HeartbeatInterval }, wantErr: "--dead-after"},
 		{desc: "zero port", mutate: func(c *Config) { c.HeartbeatPort = 0 }, wantErr: "--heartbeat-port"},
 		{desc: "key file missing", mutate: func(c *Config) { c.KeyFile = "/nonexistent/key" }, wantErr: "--heartbeat-key-file"},
@@ -264,7 +265,7 @@ func TestConfigValidate(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Setenv("NODE_NAME", "")
-			c := &Config{KubeClient: fake.NewClientset(), NodeName: "node-1", LoadBalancerClass: DefaultLoadBalancerClass,
+			c := &Config{KubeClient: fake.NewClientset(), NodeName: "node-1", Class: providers.DefaultClassFilter(ProviderName),
 				HeartbeatPort: 7947, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 600 * time.Millisecond}
 			tc.mutate(c)
 			err := c.validate()
