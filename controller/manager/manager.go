@@ -4,14 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -24,6 +20,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/extlb/extlb/controller"
+	"github.com/extlb/extlb/controller/endpoints"
 	"github.com/extlb/extlb/providers"
 )
 
@@ -56,13 +53,16 @@ func Run(ctx context.Context, o Options, cfg *rest.Config, build BuildProvider) 
 	var ready atomic.Pointer[func() bool]
 	notLeading := func() bool { return true } // a standby is ready: it is doing its job
 	ready.Store(&notLeading)
-	if o.MetricsAddr != "" {
-		stop, err := serveHTTP(ctx, o.MetricsAddr, reg, &ready)
-		if err != nil {
-			return err
+	srv, err := endpoints.Start(ctx, o.MetricsAddr, reg, func() error {
+		if !(*ready.Load())() {
+			return errors.New("informer caches not synced")
 		}
-		defer stop()
+		return nil
+	})
+	if err != nil {
+		return err
 	}
+	defer srv.Stop()
 
 	run := func(ctx context.Context) error {
 		factory := informers.NewSharedInformerFactory(client, o.ResyncPeriod)
@@ -136,34 +136,4 @@ func runWithLeaderElection(ctx context.Context, le LeaderElection, client kubern
 		return errors.New("lost the leader-election lease")
 	}
 	return nil
-}
-
-// serveHTTP serves /metrics, /healthz and /readyz until stop is called.
-func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready *atomic.Pointer[func() bool]) (stop func(), err error) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !(*ready.Load())() {
-			http.Error(w, "informer caches not synced", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok"))
-	})
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--metrics-bind-address %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			klog.FromContext(ctx).Error(err, "Metrics server failed", "address", addr)
-		}
-	}()
-	klog.FromContext(ctx).Info("Serving metrics and health checks", "address", ln.Addr().String())
-	return func() {
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdownCtx)
-	}, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/extlb/extlb/controller"
+	"github.com/extlb/extlb/controller/endpoints"
 )
 
 // Options configure a controller process.
@@ -26,7 +27,8 @@ type Options struct {
 	// ResyncPeriod is the informers' resync period; a resync that finds
 	// nothing changed calls nothing on the provider.
 	ResyncPeriod time.Duration
-	// MetricsAddr serves /metrics, /healthz and /readyz; empty disables.
+	// MetricsAddr serves /metrics, /healthz and /readyz; empty or "0"
+	// disables (see package endpoints).
 	MetricsAddr    string
 	LeaderElection LeaderElection
 }
@@ -82,7 +84,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "Queries per second to the Kubernetes API server (Events have a budget of their own).")
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of queries to the Kubernetes API server.")
 	fs.DurationVar(&o.ResyncPeriod, "resync-period", o.ResyncPeriod, "Informer resync period.")
-	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address serving /metrics, /healthz and /readyz (empty: disabled).")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, endpoints.FlagHelp)
 	le := &o.LeaderElection
 	fs.BoolVar(&le.Enabled, "leader-elect", le.Enabled, "Run only while holding a Lease, so that several replicas can run with one active.")
 	fs.StringVar(&le.Namespace, "leader-elect-namespace", le.Namespace, "Namespace of the leader-election Lease (default: $POD_NAMESPACE or extlb-system).")

@@ -5,18 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/klog/v2"
 
+	"github.com/extlb/extlb/controller/endpoints"
 	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/providers/metal"
 	"github.com/extlb/extlb/providers/metal/layer2"
@@ -56,7 +54,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", liveness.DefaultInterval, "Interval between heartbeats to every peer.")
 	fs.DurationVar(&c.DeadAfter, "dead-after", liveness.DefaultDeadAfter, "A peer silent for this long is dead and its addresses move (crash failover time).")
 	fs.StringVar(&c.KeyFile, "heartbeat-key-file", "", "File holding a shared secret that signs heartbeats (HMAC-SHA256); all speakers need the same. Empty: unsigned.")
-	fs.StringVar(&c.MetricsAddress, "metrics-bind-address", ":7473", "Address to serve /metrics on; \"0\" disables.")
+	fs.StringVar(&c.MetricsAddress, "metrics-bind-address", ":7473", endpoints.FlagHelp)
 }
 
 // validate fills defaults and checks the flags, naming the one at fault.
@@ -109,7 +107,6 @@ func (c *Config) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log := klog.FromContext(ctx)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -139,17 +136,12 @@ func (c *Config) Run(ctx context.Context) error {
 		members.Close()
 		return err
 	}
-	if c.MetricsAddress != "0" && c.MetricsAddress != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-		srv := &http.Server{Addr: c.MetricsAddress, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error(err, "Serving metrics", "address", c.MetricsAddress)
-			}
-		}()
-		defer srv.Close()
+	srv, err := endpoints.Start(ctx, c.MetricsAddress, reg, sp.Ready)
+	if err != nil {
+		announcer.Close()
+		members.Close()
+		return err
 	}
+	defer srv.Stop()
 	return sp.Run(ctx)
 }

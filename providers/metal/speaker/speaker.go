@@ -7,8 +7,10 @@ package speaker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -87,6 +89,7 @@ type Speaker struct {
 	client    kubernetes.Interface
 	nodeName  string
 	filter    providers.ClassFilter
+	started   atomic.Bool // caches synced and the first sync done
 	port      uint16
 	announcer Announcer
 	members   Members
@@ -146,6 +149,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	// Peers must be known before the liveness clock starts (see
 	// liveness.Members.Ready).
 	s.sync(ctx)
+	s.started.Store(true)
 	membersCtx, stopMembers := context.WithCancel(klog.NewContext(context.Background(), log))
 	membersDone := make(chan struct{})
 	go func() {
@@ -181,6 +185,15 @@ func (s *Speaker) Run(ctx context.Context) error {
 		}
 		s.sync(ctx)
 	}
+}
+
+// Ready reports, for /readyz, whether the speaker has synced its caches and
+// announced what it owns.
+func (s *Speaker) Ready() error {
+	if !s.started.Load() {
+		return errors.New("speaker: informer caches not synced yet")
+	}
+	return nil
 }
 
 // startInformers starts the informers on Services, Nodes and EndpointSlices,

@@ -39,6 +39,7 @@ type harness struct {
 	calls     []string
 	cancel    context.CancelFunc
 	done      chan error
+	speaker   *Speaker
 }
 
 // runSpeaker runs a speaker for node with the given objects; all three
@@ -55,6 +56,10 @@ func runSpeaker(t *testing.T, node string, objs ...runtime.Object) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Ready(); err == nil {
+		t.Fatal("Ready before Run: nil, want not ready")
+	}
+	h.speaker = s
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, h.cancel = context.WithCancel(ctx)
 	go func() { h.done <- s.Run(ctx) }()
@@ -163,7 +168,19 @@ func TestSpeakerAnnouncesWhatItWins(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			h := runSpeaker(t, tc.node, append(threeNodes(tc.nodes), tc.objs...)...)
 			h.waitAnnounced(t, tc.want)
+			waitReady(t, h.speaker)
 		})
+	}
+}
+
+// waitReady waits for /readyz's answer to turn ready once the speaker has
+// synced and announced.
+func waitReady(t *testing.T, s *Speaker) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); s.Ready() != nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("speaker not ready: %v", s.Ready())
+		}
 	}
 }
 
