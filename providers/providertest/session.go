@@ -130,6 +130,10 @@ func (s *session) readOnly(op Op, svc *v1.Service, nodes []*v1.Node, call func(c
 	if !equality.Semantic.DeepEqual(svcBefore, svc) {
 		s.t.Errorf("%s modified its Service argument %s:\nbefore: %s\nafter:  %s", op, key(svcBefore), toJSON(svcBefore), toJSON(svc))
 	}
+	if was, now := names(nodesBefore), names(nodes); !slices.Equal(was, now) {
+		s.t.Errorf("%s reordered its nodes argument from %v to %v", op, was, now)
+		return
+	}
 	for i := range nodes {
 		if !equality.Semantic.DeepEqual(nodesBefore[i], nodes[i]) {
 			s.t.Errorf("%s modified its nodes argument at [%d]:\nbefore: %s\nafter:  %s", op, i, toJSON(nodesBefore[i]), toJSON(nodes[i]))
