@@ -8,11 +8,13 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 
 	"github.com/extlb/extlb/providers"
 )
@@ -57,6 +59,8 @@ type Provider struct {
 	calls    []Call
 	faults   map[Op]*Fault
 	nextAddr netip.Addr
+	// writes logs every change to lbs, for Writes.
+	writes []string
 }
 
 var _ providers.LoadBalancer = (*Provider)(nil)
@@ -118,6 +122,11 @@ func (p *Provider) EnsureLoadBalancer(ctx context.Context, clusterName string, s
 		return nil, fmt.Errorf("service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
 	name := p.GetLoadBalancerName(ctx, clusterName, svc)
+	nodeSet := nodeNames(nodes)
+	var hcPort int32
+	if svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal {
+		hcPort = svc.Spec.HealthCheckNodePort
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	lb, ok := p.lbs[name]
@@ -125,13 +134,13 @@ func (p *Provider) EnsureLoadBalancer(ctx context.Context, clusterName string, s
 		lb = &LoadBalancer{Name: name, Address: p.nextAddr.String()}
 		p.nextAddr = p.nextAddr.Next()
 		p.lbs[name] = lb
+		p.wrote("create", name)
+	} else if !equality.Semantic.DeepEqual(lb.Service, svc) || !slices.Equal(lb.Nodes, nodeSet) || lb.HealthCheckNodePort != hcPort {
+		p.wrote("update", name)
 	}
 	lb.Service = svc.DeepCopy()
-	lb.Nodes = nodeNames(nodes)
-	lb.HealthCheckNodePort = 0
-	if svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal {
-		lb.HealthCheckNodePort = svc.Spec.HealthCheckNodePort
-	}
+	lb.Nodes = nodeSet
+	lb.HealthCheckNodePort = hcPort
 	return p.statusOf(lb), nil
 }
 
@@ -149,7 +158,10 @@ func (p *Provider) UpdateLoadBalancer(ctx context.Context, clusterName string, s
 		p.lastCall().Err = err
 		return err
 	}
-	lb.Nodes = nodeNames(nodes)
+	if nodeSet := nodeNames(nodes); !slices.Equal(lb.Nodes, nodeSet) {
+		lb.Nodes = nodeSet
+		p.wrote("update nodes", lb.Name)
+	}
 	return nil
 }
 
@@ -158,11 +170,28 @@ func (p *Provider) EnsureLoadBalancerDeleted(ctx context.Context, clusterName st
 	if err := p.enter(ctx, OpDelete, svc, nil); err != nil {
 		return err
 	}
+	name := p.GetLoadBalancerName(ctx, clusterName, svc)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.lbs, p.GetLoadBalancerName(ctx, clusterName, svc))
+	if _, ok := p.lbs[name]; ok {
+		delete(p.lbs, name)
+		p.wrote("delete", name)
+	}
 	return nil
 }
+
+// Writes returns every change made to the load balancers the provider
+// holds, in order ("create <name>", "update <name>", "update nodes <name>",
+// "delete <name>"); calls that change nothing are not in it. It is the
+// in-memory counterpart of a fake cloud's mutating calls.
+func (p *Provider) Writes() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.writes)
+}
+
+// wrote logs a change; p.mu must be held.
+func (p *Provider) wrote(what, name string) { p.writes = append(p.writes, what+" "+name) }
 
 // LoadBalancers returns copies of all load balancers, sorted by Service.
 func (p *Provider) LoadBalancers() []LoadBalancer {

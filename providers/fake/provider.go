@@ -8,13 +8,16 @@
 package fake
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/extlb/extlb/providers"
+	"github.com/extlb/extlb/providers/fake/api"
 )
 
 // Provider implements providers.LoadBalancer against a fake cloud.
@@ -62,11 +65,20 @@ func (p *Provider) GetLoadBalancer(ctx context.Context, clusterName string, serv
 
 // EnsureLoadBalancer creates or updates the Service's load balancer and
 // returns its status. Bad Services get an InputError before any request.
+// It reads the load balancer first and writes only when it differs, so a
+// repeated Ensure makes no write.
 func (p *Provider) EnsureLoadBalancer(ctx context.Context, clusterName string, service *v1.Service, nodes []*v1.Node) (*v1.LoadBalancerStatus, error) {
 	name := loadBalancerName(clusterName, service)
 	spec, err := p.mapping.spec(clusterName, service, nodes)
 	if err != nil {
 		return nil, fmt.Errorf("service %s/%s: %w", service.Namespace, service.Name, err)
+	}
+	current, err := p.api.getLoadBalancer(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("ensuring load balancer of service %s/%s: %w", service.Namespace, service.Name, err)
+	}
+	if current != nil && sameSpec(current.Spec, spec) {
+		return status(current), nil
 	}
 	lb, err := p.api.putLoadBalancer(ctx, name, spec)
 	if err != nil {
@@ -83,12 +95,27 @@ func (p *Provider) UpdateLoadBalancer(ctx context.Context, clusterName string, s
 	return err
 }
 
-// EnsureLoadBalancerDeleted deletes the Service's load balancer; nil when it
-// does not exist.
+// EnsureLoadBalancerDeleted deletes the Service's load balancer; nil, with
+// no write, when it does not exist.
 func (p *Provider) EnsureLoadBalancerDeleted(ctx context.Context, clusterName string, service *v1.Service) error {
 	name := loadBalancerName(clusterName, service)
+	current, err := p.api.getLoadBalancer(ctx, name)
+	if err != nil {
+		return fmt.Errorf("deleting load balancer of service %s/%s: %w", service.Namespace, service.Name, err)
+	}
+	if current == nil {
+		return nil
+	}
 	if err := p.api.deleteLoadBalancer(ctx, name); err != nil {
 		return fmt.Errorf("deleting load balancer of service %s/%s: %w", service.Namespace, service.Name, err)
 	}
 	return nil
+}
+
+// sameSpec reports whether the fake cloud holds spec already. Both are
+// compared in their wire form, so that an empty list and none are equal.
+func sameSpec(have, want api.LoadBalancerSpec) bool {
+	a, errA := json.Marshal(have)
+	b, errB := json.Marshal(want)
+	return errA == nil && errB == nil && bytes.Equal(a, b)
 }

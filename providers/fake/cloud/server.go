@@ -38,6 +38,10 @@ type Server struct {
 	lbs map[string]*loadBalancer
 	vip *vipPool
 
+	// writes logs the load-balancer write requests, for Writes.
+	writesMu sync.Mutex
+	writes   []string
+
 	ctx      context.Context
 	cancel   context.CancelFunc
 	ln       net.Listener
@@ -173,8 +177,8 @@ func (s *Server) Handler() http.Handler {
 	lb := func(h http.HandlerFunc) http.Handler { return s.authenticated(s.withFaults(h)) }
 	mux.Handle("GET /v1/loadbalancers", lb(s.listLoadBalancers))
 	mux.Handle("GET /v1/loadbalancers/{name}", lb(s.getLoadBalancer))
-	mux.Handle("PUT /v1/loadbalancers/{name}", lb(s.putLoadBalancer))
-	mux.Handle("DELETE /v1/loadbalancers/{name}", lb(s.deleteLoadBalancer))
+	mux.Handle("PUT /v1/loadbalancers/{name}", s.logWrite(lb(s.putLoadBalancer)))
+	mux.Handle("DELETE /v1/loadbalancers/{name}", s.logWrite(lb(s.deleteLoadBalancer)))
 	mux.Handle("GET /v1/faults", s.authenticated(http.HandlerFunc(s.getFaults)))
 	mux.Handle("PUT /v1/faults", s.authenticated(http.HandlerFunc(s.putFaults)))
 	mux.Handle("GET /metrics", s.authenticated(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})))
