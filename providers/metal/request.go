@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
-	servicehelpers "k8s.io/cloud-provider/service/helpers"
 
 	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/providers/metal/pool"
@@ -38,7 +37,10 @@ type serviceRequest struct {
 // labels of the Service's namespace. It returns an InputError naming the
 // field when an annotation or a source range cannot be understood.
 func requestFor(svc *v1.Service, nsLabels map[string]string) (*serviceRequest, error) {
-	if err := checkSourceRanges(svc); err != nil {
+	// Metal does not apply source ranges itself (kube-proxy filters on the
+	// nodes), but ranges that cannot be read ask for a restriction nobody
+	// can enforce, so the Service cannot be served as written.
+	if _, err := providers.SourceRanges(svc); err != nil {
 		return nil, err
 	}
 	r := &serviceRequest{Request: pool.Request{
@@ -142,19 +144,4 @@ func containsAddr(ips []netip.Addr, ip netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// checkSourceRanges rejects source ranges that are not CIDRs. Metal does
-// not apply them itself (kube-proxy filters on the nodes), but a Service
-// whose ranges cannot be read asks for a restriction nobody can enforce,
-// so it cannot be served as written.
-func checkSourceRanges(svc *v1.Service) error {
-	if _, err := servicehelpers.GetLoadBalancerSourceRanges(svc); err != nil {
-		field := "spec.loadBalancerSourceRanges"
-		if len(svc.Spec.LoadBalancerSourceRanges) == 0 {
-			field = annotationField(v1.AnnotationLoadBalancerSourceRangesKey)
-		}
-		return providers.NewInputError(field, "%v", err)
-	}
-	return nil
 }

@@ -57,7 +57,7 @@ func TestRequestFor(t *testing.T) {
 			desc: "valid source ranges are not the allocator's business", svc: newService("web", fixtures.WithSourceRanges("203.0.113.0/24", " 198.51.100.0/24")),
 			want: "ips=[] field= pool= key= families=[IPv4] policy=SingleStack ports=[TCP/80] local=false",
 		},
-		{desc: "source range not a CIDR", svc: newService("web", fixtures.WithSourceRanges("203.0.113.0/24", "not-a-cidr")), wantField: "spec.loadBalancerSourceRanges"},
+		{desc: "source range not a CIDR", svc: newService("web", fixtures.WithSourceRanges("203.0.113.0/24", "not-a-cidr")), wantField: "spec.loadBalancerSourceRanges[1]"},
 		{desc: "source-range annotation not a CIDR", svc: newService("web", fixtures.WithAnnotation(v1.AnnotationLoadBalancerSourceRangesKey, "10.0.0.0/8,10.1")), wantField: "metadata.annotations[" + v1.AnnotationLoadBalancerSourceRangesKey + "]"},
 	}
 	for _, tc := range tests {
