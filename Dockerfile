@@ -7,10 +7,11 @@ WORKDIR /src
 # download them again.
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
+# The shipped binary needs only these three trees: fake/ and test/ hold test
+# doubles and harnesses (cmd/extlb/deps_test.go keeps it so).
 COPY cmd ./cmd
 COPY controller ./controller
 COPY providers ./providers
-COPY fake ./fake
 ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/extlb ./cmd/extlb
