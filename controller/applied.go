@@ -1,6 +1,9 @@
 package controller
 
 import (
+	"encoding/json"
+	"hash/fnv"
+	"strconv"
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
@@ -64,4 +67,46 @@ func (s *appliedStore) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.m)
+}
+
+// serviceFingerprint hashes everything of a Service a provider may use to
+// build its load balancer. Two Services with the same fingerprint need the
+// same load balancer; status and metadata such as resourceVersion are left
+// out so that a resync or a status write does not count as a change.
+func serviceFingerprint(svc *v1.Service) uint64 {
+	relevant := struct {
+		UID         string
+		Annotations map[string]string
+		Spec        v1.ServiceSpec
+	}{string(svc.UID), withoutOwnAnnotation(svc.Annotations), svc.Spec}
+	// ClusterIPs are irrelevant to external load balancers and are
+	// allocated by the API server; leave them out.
+	relevant.Spec.ClusterIP, relevant.Spec.ClusterIPs = "", nil
+	b, err := json.Marshal(relevant)
+	if err != nil {
+		// Cannot happen for API types; make every sync a change rather
+		// than hide one.
+		b = []byte(strconv.Quote(err.Error()) + svc.ResourceVersion)
+	}
+	h := fnv.New64a()
+	_, _ = h.Write(b)
+	return h.Sum64()
+}
+
+// withoutOwnAnnotation leaves out the annotation the controller writes
+// itself, so that writing it does not count as a change of the Service.
+func withoutOwnAnnotation(a map[string]string) map[string]string {
+	if _, ok := a[AnnotationServedByClass]; !ok {
+		return a
+	}
+	if len(a) == 1 {
+		return nil // as for a Service without annotations
+	}
+	out := make(map[string]string, len(a)-1)
+	for k, v := range a {
+		if k != AnnotationServedByClass {
+			out[k] = v
+		}
+	}
+	return out
 }

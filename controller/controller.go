@@ -10,11 +10,9 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
@@ -38,17 +36,13 @@ type Controller struct {
 	metrics  *Metrics
 
 	services       corelisters.ServiceLister
-	nodes          corelisters.NodeLister
 	servicesSynced cache.InformerSynced
 	nodesSynced    cache.InformerSynced
 
 	queue     workqueue.TypedRateLimitingInterface[string]
-	nodeSet   atomic.Pointer[nodeSet]
+	nodes     *nodeTracker
 	applied   appliedStore
 	allocator *NodePortAllocator
-	// nodeSetMu serialises node-set recomputation so that fan-outs happen
-	// in order.
-	nodeSetMu sync.Mutex
 }
 
 // New builds a controller. It registers event handlers on the factory's
@@ -68,7 +62,6 @@ func New(cfg Config, client kubernetes.Interface, factory informers.SharedInform
 		recorder:       recorder,
 		metrics:        metrics,
 		services:       svcInformer.Lister(),
-		nodes:          nodeInformer.Lister(),
 		servicesSynced: svcInformer.Informer().HasSynced,
 		nodesSynced:    nodeInformer.Informer().HasSynced,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
@@ -77,7 +70,7 @@ func New(cfg Config, client kubernetes.Interface, factory informers.SharedInform
 		),
 		allocator: NewNodePortAllocator(cfg.NodePortRange, seedOrClock(cfg.NodePortSeed)),
 	}
-	c.nodeSet.Store(newNodeSet(nil))
+	c.nodes = newNodeTracker(c.caps.NodeLabels)
 	if _, err := svcInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { c.onService(obj) },
 		UpdateFunc: func(_, obj any) { c.onService(obj) },
@@ -86,9 +79,9 @@ func New(cfg Config, client kubernetes.Interface, factory informers.SharedInform
 		return nil, fmt.Errorf("adding service event handler: %w", err)
 	}
 	if _, err := nodeInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { c.recomputeNodeSet() },
-		UpdateFunc: func(_, _ any) { c.recomputeNodeSet() },
-		DeleteFunc: func(any) { c.recomputeNodeSet() },
+		AddFunc:    c.onNode,
+		UpdateFunc: func(_, obj any) { c.onNode(obj) },
+		DeleteFunc: c.onNodeDelete,
 	}); err != nil {
 		return nil, fmt.Errorf("adding node event handler: %w", err)
 	}
@@ -104,7 +97,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	if !cache.WaitForNamedCacheSync("extlb-service", ctx.Done(), c.servicesSynced, c.nodesSynced) {
 		return fmt.Errorf("caches did not sync: %w", ctx.Err())
 	}
-	c.recomputeNodeSet()
+	c.metrics.setNodeSetSize(c.nodes.size())
 	var wg sync.WaitGroup
 	for range c.cfg.Workers {
 		wg.Add(1)
@@ -200,24 +193,38 @@ func (c *Controller) onServiceDelete(obj any) {
 	}
 }
 
-// recomputeNodeSet rebuilds the node set from the lister and, when it
-// changed, queues every Service that has a load balancer so that the
-// workers update them concurrently.
-func (c *Controller) recomputeNodeSet() {
-	c.nodeSetMu.Lock()
-	defer c.nodeSetMu.Unlock()
-	all, err := c.nodes.List(labels.Everything())
-	if err != nil {
-		utilruntime.HandleError(fmt.Errorf("listing nodes: %w", err))
+// onNode records a Node's add or update. Only a change of the eligible set
+// (as the provider sees it) queues the Services that have a load balancer,
+// so that the workers update them concurrently; a heartbeat costs the hash
+// of one node.
+func (c *Controller) onNode(obj any) {
+	n, ok := obj.(*v1.Node)
+	if !ok {
 		return
 	}
-	next := newNodeSet(all)
-	prev := c.nodeSet.Load()
-	if prev != nil && prev.fingerprint == next.fingerprint {
+	if c.nodes.upsert(n) {
+		c.nodeSetChanged()
+	}
+}
+
+func (c *Controller) onNodeDelete(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	n, ok := obj.(*v1.Node)
+	if !ok {
 		return
 	}
-	c.nodeSet.Store(next)
-	c.metrics.setNodeSetSize(len(next.nodes))
+	if c.nodes.remove(n.Name) {
+		c.nodeSetChanged()
+	}
+}
+
+// nodeSetChanged queues every Service with a load balancer. A Service whose
+// first ensure is in flight is not in the applied store yet; ensure checks
+// the node set again when it ends (see requeueIfNodesMoved).
+func (c *Controller) nodeSetChanged() {
+	c.metrics.setNodeSetSize(c.nodes.size())
 	for _, key := range c.applied.keys() {
 		c.queue.Add(key)
 	}

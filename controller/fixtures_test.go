@@ -116,7 +116,6 @@ func newFixture(t *testing.T, objects []runtime.Object, opts ...fixtureOption) *
 	for _, o := range objects {
 		f.addToCache(o)
 	}
-	ctrl.recomputeNodeSet()
 	client.ClearActions()
 	return f
 }
@@ -131,10 +130,21 @@ func (f *fixture) addToCache(obj runtime.Object) {
 		f.ctrl.allocator.SetOwner(o.Namespace+"/"+o.Name, nodePortsOf(o))
 	case *v1.Node:
 		err = f.factory.Core().V1().Nodes().Informer().GetIndexer().Add(o)
+		f.ctrl.onNode(o)
 	}
 	if err != nil {
 		f.t.Fatalf("adding %T to cache: %v", obj, err)
 	}
+}
+
+// removeNode deletes a Node from the cache as if the watch delivered it.
+func (f *fixture) removeNode(name string) {
+	f.t.Helper()
+	n := newNode(name)
+	if err := f.factory.Core().V1().Nodes().Informer().GetIndexer().Delete(n); err != nil {
+		f.t.Fatal(err)
+	}
+	f.ctrl.onNodeDelete(n)
 }
 
 // sync runs one sync of the Service, first copying the Service from the

@@ -1,10 +1,9 @@
 package controller
 
 import (
-	"encoding/json"
 	"hash/fnv"
 	"sort"
-	"strconv"
+	"sync"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -13,44 +12,11 @@ import (
 
 // nodeSet is an immutable snapshot of the nodes that back load balancers.
 // Its fingerprint changes exactly when something a provider uses changes:
-// membership, provider ID, addresses or labels.
+// membership, provider ID, addresses and, for a provider that selects
+// nodes by label, labels.
 type nodeSet struct {
 	nodes       []*v1.Node // sorted by name; never modified
 	fingerprint uint64
-}
-
-// newNodeSet filters all by providers.NodeExclusion and fingerprints the result.
-func newNodeSet(all []*v1.Node) *nodeSet {
-	nodes := make([]*v1.Node, 0, len(all))
-	for _, n := range all {
-		if providers.NodeExclusion(n) == "" {
-			nodes = append(nodes, n)
-		}
-	}
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
-	h := fnv.New64a()
-	for _, n := range nodes {
-		writeNodeIdentity(h, n)
-	}
-	return &nodeSet{nodes: nodes, fingerprint: h.Sum64()}
-}
-
-type hashWriter interface{ Write([]byte) (int, error) }
-
-func writeNodeIdentity(h hashWriter, n *v1.Node) {
-	_, _ = h.Write([]byte(n.Name + "\x00" + n.Spec.ProviderID + "\x00"))
-	for _, a := range n.Status.Addresses {
-		_, _ = h.Write([]byte(string(a.Type) + "=" + a.Address + "\x00"))
-	}
-	keys := make([]string, 0, len(n.Labels))
-	for k := range n.Labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		_, _ = h.Write([]byte(k + "=" + n.Labels[k] + "\x00"))
-	}
-	_, _ = h.Write([]byte("\x01"))
 }
 
 // Names returns the names of the nodes in the set.
@@ -62,44 +28,114 @@ func (s *nodeSet) Names() []string {
 	return names
 }
 
-// serviceFingerprint hashes everything of a Service a provider may use to
-// build its load balancer. Two Services with the same fingerprint need the
-// same load balancer; status and metadata such as resourceVersion are left
-// out so that a resync or a status write does not count as a change.
-func serviceFingerprint(svc *v1.Service) uint64 {
-	relevant := struct {
-		UID         string
-		Annotations map[string]string
-		Spec        v1.ServiceSpec
-	}{string(svc.UID), withoutOwnAnnotation(svc.Annotations), svc.Spec}
-	// ClusterIPs are irrelevant to external load balancers and are
-	// allocated by the API server; leave them out.
-	relevant.Spec.ClusterIP, relevant.Spec.ClusterIPs = "", nil
-	b, err := json.Marshal(relevant)
-	if err != nil {
-		// Cannot happen for API types; make every sync a change rather
-		// than hide one.
-		b = []byte(strconv.Quote(err.Error()) + svc.ResourceVersion)
-	}
-	h := fnv.New64a()
-	_, _ = h.Write(b)
-	return h.Sum64()
+// nodeTracker keeps the set of eligible nodes up to date one Node event at
+// a time: an event costs the hash of that one node, not a list of all of
+// them, and the sorted snapshot the workers read is built at most once per
+// change of the set. Heartbeats (status-only updates) change nothing.
+type nodeTracker struct {
+	// labels makes labels part of a node's identity (the provider selects
+	// nodes by label).
+	labels bool
+
+	mu    sync.Mutex
+	nodes map[string]trackedNode // eligible nodes by name
+	// fingerprint is the sum of the eligible nodes' identities: order
+	// independent, and updated in O(1) when one node changes.
+	fingerprint uint64
+	snapshot    *nodeSet // nil when the set changed since it was built
 }
 
-// withoutOwnAnnotation leaves out the annotation the controller writes
-// itself, so that writing it does not count as a change of the Service.
-func withoutOwnAnnotation(a map[string]string) map[string]string {
-	if _, ok := a[AnnotationServedByClass]; !ok {
-		return a
+type trackedNode struct {
+	node     *v1.Node
+	identity uint64
+}
+
+func newNodeTracker(labels bool) *nodeTracker {
+	return &nodeTracker{labels: labels, nodes: map[string]trackedNode{}}
+}
+
+// upsert records a Node's add or update and reports whether the set of
+// eligible nodes, as a provider sees it, changed.
+func (t *nodeTracker) upsert(n *v1.Node) bool {
+	if providers.NodeExclusion(n) != "" {
+		return t.remove(n.Name)
 	}
-	if len(a) == 1 {
-		return nil // as for a Service without annotations
+	id := nodeIdentity(n, t.labels)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old, had := t.nodes[n.Name]
+	t.nodes[n.Name] = trackedNode{node: n, identity: id}
+	if had && old.identity == id {
+		return false // a heartbeat, or a change no provider looks at
 	}
-	out := make(map[string]string, len(a)-1)
-	for k, v := range a {
-		if k != AnnotationServedByClass {
-			out[k] = v
+	if had {
+		t.fingerprint -= old.identity
+	}
+	t.fingerprint += id
+	t.snapshot = nil
+	return true
+}
+
+// remove records a Node's deletion (or exclusion) and reports whether it
+// was in the set.
+func (t *nodeTracker) remove(name string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old, had := t.nodes[name]
+	if !had {
+		return false
+	}
+	delete(t.nodes, name)
+	t.fingerprint -= old.identity
+	t.snapshot = nil
+	return true
+}
+
+// size is the number of eligible nodes, without building a snapshot.
+func (t *nodeTracker) size() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.nodes)
+}
+
+// current returns the snapshot of the eligible nodes.
+func (t *nodeTracker) current() *nodeSet {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.snapshot == nil {
+		nodes := make([]*v1.Node, 0, len(t.nodes))
+		for _, tn := range t.nodes {
+			nodes = append(nodes, tn.node)
+		}
+		sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+		t.snapshot = &nodeSet{nodes: nodes, fingerprint: t.fingerprint}
+	}
+	return t.snapshot
+}
+
+// nodeIdentity hashes what a provider uses of a node: name, provider ID,
+// addresses and, when labels is set, labels.
+func nodeIdentity(n *v1.Node, labels bool) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(n.Name + "\x00" + n.Spec.ProviderID + "\x00"))
+	for _, a := range n.Status.Addresses {
+		_, _ = h.Write([]byte(string(a.Type) + "=" + a.Address + "\x00"))
+	}
+	if labels {
+		keys := make([]string, 0, len(n.Labels))
+		for k := range n.Labels {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			_, _ = h.Write([]byte(k + "=" + n.Labels[k] + "\x00"))
 		}
 	}
-	return out
+	// Mix the result so that sums of identities do not cancel out for
+	// similar nodes.
+	x := h.Sum64()
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	return x
 }

@@ -52,7 +52,7 @@ func (c *Controller) ensure(ctx context.Context, key string, svc *v1.Service) er
 	if err := providers.ValidateService(svc); err != nil {
 		return c.failSync(ctx, svc, err)
 	}
-	nodes := c.nodeSet.Load()
+	nodes := c.nodes.current()
 	fp := serviceFingerprint(svc)
 	prev := c.applied.get(key)
 	var ownWrites []string

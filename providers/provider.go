@@ -56,6 +56,10 @@ type Capabilities struct {
 	// nodes with the load balancer's address as destination, Proxy when the
 	// load balancer rewrites the destination to the node.
 	IPMode v1.LoadBalancerIPMode
+	// NodeLabels is true when the provider chooses among the nodes it is
+	// given by their labels (aws: the target-node-labels annotation). Only
+	// then does a change of a node's labels update every load balancer.
+	NodeLabels bool
 }
 
 // DefaultCapabilities are assumed for a provider that does not implement

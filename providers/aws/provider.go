@@ -50,7 +50,7 @@ func New(elbClient elbv2API, ec2Client ec2API, opts Options) *Provider {
 // Capabilities says that NLBs send traffic to node ports and rewrite the
 // destination address to the node's (instance targets).
 func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{TargetsNodePorts: true, IPMode: v1.LoadBalancerIPModeProxy}
+	return providers.Capabilities{TargetsNodePorts: true, IPMode: v1.LoadBalancerIPModeProxy, NodeLabels: true}
 }
 
 // GetLoadBalancerName returns the deterministic NLB name for the Service.
