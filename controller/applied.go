@@ -16,7 +16,13 @@ type applied struct {
 	service         *v1.Service // the Service as last ensured (for deletes)
 	fingerprint     uint64
 	nodeFingerprint uint64
-	status          v1.LoadBalancerStatus
+	// status is what the API server stored; sent is what we wrote to get
+	// it (they differ when the server normalises, say drops ipMode).
+	status v1.LoadBalancerStatus
+	sent   v1.LoadBalancerStatus
+	// elsewhere: the provider said another component implements this
+	// Service's load balancer; fingerprint is the Service it said so for.
+	elsewhere bool
 	// ownWrites are the resourceVersions the Service had before each of our
 	// own writes in that sync. An informer that still shows one of them
 	// has not yet delivered our write: nothing to do until it does.
@@ -96,6 +102,9 @@ func serviceFingerprint(svc *v1.Service) uint64 {
 // withoutOwnAnnotation leaves out the annotation the controller writes
 // itself, so that writing it does not count as a change of the Service.
 func withoutOwnAnnotation(a map[string]string) map[string]string {
+	if len(a) == 0 {
+		return nil // empty and absent annotations are the same Service
+	}
 	if _, ok := a[AnnotationServedByClass]; !ok {
 		return a
 	}

@@ -8,6 +8,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -152,12 +153,21 @@ func (c *Controller) handleErr(ctx context.Context, key string, err error) {
 		c.queue.AddAfter(key, d)
 		return
 	}
-	if _, ok := providers.IsInputError(err); ok {
-		// The Service cannot be served as written: retrying cannot help.
-		// Its next change (or a controller restart) syncs it again.
-		logger.V(2).Info("Service cannot be served until it changes; not retrying", "service", key)
-		c.queue.Forget(key)
-		return
+	var se *syncError
+	if errors.As(err, &se) {
+		switch se.policy {
+		case retryNever:
+			// The Service cannot be served as written: retrying cannot
+			// help. Its next change (or a restart) syncs it again.
+			logger.V(2).Info("Service cannot be served until it changes; not retrying", "service", key)
+			c.queue.Forget(key)
+			return
+		case retrySlow:
+			logger.V(2).Info("Provider refused the Service; checking again later", "service", key, "after", c.cfg.MaxRetryDelay)
+			c.queue.Forget(key)
+			c.queue.AddAfter(key, c.cfg.MaxRetryDelay)
+			return
+		}
 	}
 	logger.Error(err, "Failed to sync service; will retry", "service", key, "retries", c.queue.NumRequeues(key))
 	c.queue.AddRateLimited(key)

@@ -11,6 +11,8 @@ const (
 	EventDeletingLoadBalancer     = "DeletingLoadBalancer"
 	EventDeletedLoadBalancer      = "DeletedLoadBalancer"
 	EventDeleteLoadBalancerFailed = "DeleteLoadBalancerFailed"
+	// EventUnAvailableLoadBalancer: no node is eligible as a backend.
+	EventUnAvailableLoadBalancer = "UnAvailableLoadBalancer"
 
 	// EventAllocatedNodePorts: the controller wrote node ports it picked.
 	EventAllocatedNodePorts = "AllocatedNodePorts"

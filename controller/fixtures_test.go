@@ -80,35 +80,52 @@ type fixture struct {
 	ctrl     *Controller
 }
 
-type fixtureOption func(*Config, *[]memory.Option)
+// fixtureSettings are what fixture options change before the controller
+// is built.
+type fixtureSettings struct {
+	cfg     Config
+	memOpts []memory.Option
+	// wrap, when set, puts a provider in front of the in-memory one.
+	wrap func(*memory.Provider) providers.LoadBalancer
+}
+
+type fixtureOption func(*fixtureSettings)
 
 func withConfig(f func(*Config)) fixtureOption {
-	return func(c *Config, _ *[]memory.Option) { f(c) }
+	return func(s *fixtureSettings) { f(&s.cfg) }
 }
 
 func withCapabilities(caps providers.Capabilities) fixtureOption {
-	return func(_ *Config, o *[]memory.Option) { *o = append(*o, memory.WithCapabilities(caps)) }
+	return func(s *fixtureSettings) { s.memOpts = append(s.memOpts, memory.WithCapabilities(caps)) }
+}
+
+// withProvider puts the provider wrap returns in front of the in-memory one.
+func withProvider(wrap func(*memory.Provider) providers.LoadBalancer) fixtureOption {
+	return func(s *fixtureSettings) { s.wrap = wrap }
 }
 
 func newFixture(t *testing.T, objects []runtime.Object, opts ...fixtureOption) *fixture {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Class.Name = testClass
-	cfg.MinRetryDelay = 10 * time.Millisecond
-	cfg.MaxRetryDelay = 100 * time.Millisecond
-	cfg.SlowEnsureNotice = time.Hour
-	var memOpts []memory.Option
+	st := fixtureSettings{cfg: DefaultConfig()}
+	st.cfg.Class.Name = testClass
+	st.cfg.MinRetryDelay = 10 * time.Millisecond
+	st.cfg.MaxRetryDelay = 100 * time.Millisecond
+	st.cfg.SlowEnsureNotice = time.Hour
 	for _, o := range opts {
-		o(&cfg, &memOpts)
+		o(&st)
 	}
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
 	client := fake.NewClientset(objects...)
 	factory := informers.NewSharedInformerFactory(client, 0)
-	provider := memory.New(memOpts...)
+	provider := memory.New(st.memOpts...)
 	recorder := record.NewFakeRecorder(1000)
-	ctrl, err := New(cfg, client, factory, provider, recorder, nil)
+	var lb providers.LoadBalancer = provider
+	if st.wrap != nil {
+		lb = st.wrap(provider)
+	}
+	ctrl, err := New(st.cfg, client, factory, lb, recorder, nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -270,3 +287,5 @@ func (f *fixture) prependReactor(verb string, fn k8stesting.ReactionFunc) {
 }
 
 func metaUpdate() metav1.UpdateOptions { return metav1.UpdateOptions{} }
+
+var servicesGVR = v1.SchemeGroupVersion.WithResource("services")

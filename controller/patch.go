@@ -62,8 +62,9 @@ func (c *Controller) removeFinalizer(ctx context.Context, svc *v1.Service) error
 	return err
 }
 
-// patchStatus replaces status.loadBalancer on the status subresource.
-func (c *Controller) patchStatus(ctx context.Context, svc *v1.Service, status *v1.LoadBalancerStatus) error {
+// patchStatus replaces status.loadBalancer on the status subresource and
+// returns the Service as the API server stored it.
+func (c *Controller) patchStatus(ctx context.Context, svc *v1.Service, status *v1.LoadBalancerStatus) (*v1.Service, error) {
 	ingress := status.Ingress
 	if ingress == nil {
 		ingress = []v1.LoadBalancerIngress{}
@@ -72,10 +73,9 @@ func (c *Controller) patchStatus(ctx context.Context, svc *v1.Service, status *v
 		"status": map[string]any{"loadBalancer": map[string]any{"ingress": ingress}},
 	})
 	if err != nil {
-		return fmt.Errorf("encoding status of service %s/%s: %w", svc.Namespace, svc.Name, err)
+		return nil, fmt.Errorf("encoding status of service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
-	_, err = c.patchService(ctx, svc, patch, "status")
-	return err
+	return c.patchService(ctx, svc, patch, "status")
 }
 
 func (c *Controller) patchService(ctx context.Context, svc *v1.Service, patch []byte, subresource string) (*v1.Service, error) {

@@ -179,18 +179,49 @@ func TestOrdinaryErrorBacksOffPerService(t *testing.T) {
 	}
 }
 
-func TestInputErrorWaitsForTheServiceToChange(t *testing.T) {
+// TestInvalidServiceWaitsForItsChange: what the controller's own checks
+// refuse is never retried until the Service changes.
+func TestInvalidServiceWaitsForItsChange(t *testing.T) {
+	f := newFixture(t, []runtime.Object{newService("web", fixtures.WithPorts(fixtures.TCP(80, 30080), fixtures.TCP(80, 30081))), newNode("n1")})
+	f.ctrl.queue.Add("default/web")
+	f.ctrl.processNextItem(f.ctx)
+	if n := f.ctrl.queue.NumRequeues("default/web"); n != 0 {
+		t.Errorf("requeues after an invalid Service = %d, want 0", n)
+	}
+	time.Sleep(3 * f.ctrl.cfg.MaxRetryDelay) // nothing to wait on: the absence of a retry
+	if l := f.ctrl.queue.Len(); l != 0 {
+		t.Errorf("queue length = %d, want 0: an invalid Service must not be retried until it changes", l)
+	}
+	if n := f.provider.CountCalls(""); n != 0 {
+		t.Errorf("provider calls for an invalid Service = %d, want 0", n)
+	}
+	if ev := f.events(); len(ev) != 1 {
+		t.Errorf("events = %v, want exactly one SyncLoadBalancerFailed", ev)
+	}
+}
+
+// TestProviderInputErrorIsCheckedAgainSlowly: what the provider refuses as
+// input may have a cause outside the Service (a subnet not there yet), so
+// it is checked again, but only after MaxRetryDelay, not with the fast
+// per-Service backoff.
+func TestProviderInputErrorIsCheckedAgainSlowly(t *testing.T) {
 	f := newFixture(t, []runtime.Object{newService("web", fixtures.WithPorts(fixtures.TCP(80, 30080), fixtures.TCP(81, 30081)), fixtures.WithProtocol(1, "SCTP")), newNode("n1")})
 	f.ctrl.queue.Add("default/web")
 	f.ctrl.processNextItem(f.ctx)
 	if n := f.ctrl.queue.NumRequeues("default/web"); n != 0 {
-		t.Errorf("requeues after an input error = %d, want 0", n)
+		t.Errorf("requeues after a provider input error = %d, want 0 (no backoff)", n)
 	}
-	time.Sleep(3 * f.ctrl.cfg.MaxRetryDelay)
 	if l := f.ctrl.queue.Len(); l != 0 {
-		t.Errorf("queue length = %d, want 0: an input error must not be retried until the Service changes", l)
+		t.Errorf("queue length right after = %d, want 0: the check again waits", l)
 	}
-	if ev := f.events(); len(ev) != 1 {
-		t.Errorf("events = %v, want exactly one SyncLoadBalancerFailed", ev)
+	start := time.Now()
+	if !f.ctrl.processNextItem(f.ctx) { // blocks until the key comes back
+		t.Fatal("queue shut down")
+	}
+	if waited := time.Since(start); waited < f.ctrl.cfg.MaxRetryDelay/2 {
+		t.Errorf("checked again after %s, want about MaxRetryDelay (%s)", waited, f.ctrl.cfg.MaxRetryDelay)
+	}
+	if n := f.provider.CountCalls(memory.OpEnsure); n != 2 {
+		t.Errorf("ensure calls = %d, want 2 (the first and the check again)", n)
 	}
 }

@@ -33,6 +33,15 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	case err != nil:
 		return fmt.Errorf("getting service %s from cache: %w", key, err)
 	}
+	if prev := c.applied.get(key); prev != nil && prev.service.UID != svc.UID {
+		// Deleted and created again under the same name, both seen in one
+		// sync: the old Service's load balancer goes first. The new one
+		// may not even be ours.
+		logger.Info("Service was re-created; deleting the old one's load balancer", "oldUID", prev.service.UID, "uid", svc.UID)
+		if err := c.forget(ctx, key); err != nil {
+			return err
+		}
+	}
 	if c.serves(svc) && svc.DeletionTimestamp == nil {
 		return c.ensure(ctx, key, svc)
 	}
@@ -42,6 +51,14 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 // ensure makes the provider's load balancer match svc and the node set.
 func (c *Controller) ensure(ctx context.Context, key string, svc *v1.Service) error {
 	logger := klog.FromContext(ctx)
+	prev := c.applied.get(key)
+	if prev != nil && prev.elsewhere {
+		if prev.fingerprint == serviceFingerprint(svc) {
+			return nil // another component implements it; quiet until the Service changes
+		}
+		c.applied.delete(key)
+		prev = nil
+	}
 	if c.caps.TargetsNodePorts && len(missingNodePorts(svc)) > 0 {
 		updated, err := c.ensureNodePorts(ctx, key, svc)
 		if err != nil || updated == nil {
@@ -49,12 +66,12 @@ func (c *Controller) ensure(ctx context.Context, key string, svc *v1.Service) er
 		}
 		svc = updated
 	}
-	if err := providers.ValidateService(svc); err != nil {
-		return c.failSync(ctx, svc, err)
-	}
 	nodes := c.nodes.current()
+	if err := providers.ValidateService(svc); err != nil {
+		c.keepLastGoodUpToDate(ctx, key, prev, nodes)
+		return &syncError{policy: retryNever, err: c.failSync(ctx, svc, err)}
+	}
 	fp := serviceFingerprint(svc)
-	prev := c.applied.get(key)
 	var ownWrites []string
 	if prev != nil && prev.fingerprint == fp {
 		// Up to date: the Service still shows what we wrote, or the cache
@@ -73,10 +90,16 @@ func (c *Controller) ensure(ctx context.Context, key string, svc *v1.Service) er
 		// deleted Service can never leave a load balancer behind.
 		ownWrites = append(ownWrites, svc.ResourceVersion)
 		updated, err := c.addFinalizer(ctx, svc)
+		if apierrors.IsNotFound(err) {
+			return nil // deleted meanwhile; nothing was created
+		}
 		if err != nil {
 			return err
 		}
 		svc = updated
+	}
+	if len(nodes.nodes) == 0 {
+		c.recorder.Event(svc, v1.EventTypeWarning, EventUnAvailableLoadBalancer, "There are no available nodes for LoadBalancer")
 	}
 
 	logger.V(2).Info("Ensuring load balancer", "nodes", len(nodes.nodes))
@@ -88,23 +111,65 @@ func (c *Controller) ensure(ctx context.Context, key string, svc *v1.Service) er
 	if errors.Is(err, cloudprovider.ImplementedElsewhere) {
 		return c.handOver(ctx, key, svc)
 	}
+	if err == nil && status == nil {
+		// Upstream treats it as an error too: success without a status
+		// would clear the address.
+		err = errors.New("the provider returned neither a status nor an error")
+	}
 	if err != nil {
-		return c.failSync(ctx, svc, err)
+		policy := retryBackoff
+		if _, ok := providers.IsInputError(err); ok {
+			c.keepLastGoodUpToDate(ctx, key, prev, nodes)
+			policy = retrySlow
+		}
+		return &syncError{policy: policy, err: c.failSync(ctx, svc, err)}
 	}
-	if status == nil {
-		status = &v1.LoadBalancerStatus{}
-	}
-	status = c.withIPMode(status)
-	if !statusEqual(status, &svc.Status.LoadBalancer) {
+	sent := c.withIPMode(status)
+	stored := svc.Status.LoadBalancer.DeepCopy()
+	alreadyStored := statusEqual(sent, &svc.Status.LoadBalancer) ||
+		// The API server may normalise what we send (an older one drops
+		// ipMode): what it stored for the same status counts as written.
+		(prev != nil && statusEqual(sent, &prev.sent) && statusEqual(&prev.status, &svc.Status.LoadBalancer))
+	if !alreadyStored {
 		ownWrites = append(ownWrites, svc.ResourceVersion)
-		if err := c.patchStatus(ctx, svc, status); err != nil {
+		out, err := c.patchStatus(ctx, svc, sent)
+		if apierrors.IsNotFound(err) {
+			// Its finalizer was removed by hand while we were creating
+			// the load balancer: nothing else will delete it.
+			return c.deleteOrphan(ctx, key, svc)
+		}
+		if err != nil {
 			return err
 		}
+		stored = out.Status.LoadBalancer.DeepCopy()
 	}
 	c.recorder.Event(svc, v1.EventTypeNormal, EventEnsuredLoadBalancer, "Ensured load balancer")
-	c.applied.set(key, &applied{service: svc.DeepCopy(), fingerprint: fp, nodeFingerprint: nodes.fingerprint, status: *status.DeepCopy(), ownWrites: ownWrites})
-	logger.V(2).Info("Ensured load balancer", "ingress", status.Ingress)
+	c.applied.set(key, &applied{service: svc.DeepCopy(), fingerprint: fp, nodeFingerprint: nodes.fingerprint, status: *stored, sent: *sent, ownWrites: ownWrites})
+	logger.V(2).Info("Ensured load balancer", "ingress", sent.Ingress)
+	c.requeueIfNodesMoved(key, nodes)
 	return nil
+}
+
+// requeueIfNodesMoved queues key again when the node set changed while a
+// provider call for it was in flight: the fan-out (nodeSetChanged) misses
+// a Service that was not in the applied store yet.
+func (c *Controller) requeueIfNodesMoved(key string, used *nodeSet) {
+	if c.nodes.current().fingerprint != used.fingerprint {
+		c.queue.Add(key)
+	}
+}
+
+// keepLastGoodUpToDate sends a changed node set to the load balancer of the
+// last Service version that worked, while the current one cannot be
+// served: a bad edit must not freeze a live load balancer's backends.
+// Its failure is logged; the caller reports the edit's own error.
+func (c *Controller) keepLastGoodUpToDate(ctx context.Context, key string, prev *applied, nodes *nodeSet) {
+	if prev == nil || prev.elsewhere || prev.nodeFingerprint == nodes.fingerprint {
+		return
+	}
+	if err := c.updateNodes(ctx, key, prev.service, prev, nodes); err != nil {
+		klog.FromContext(ctx).Error(err, "Updating the nodes of the last good load balancer")
+	}
 }
 
 // updateNodes tells the provider about a new node set for a load balancer
@@ -121,11 +186,15 @@ func (c *Controller) updateNodes(ctx context.Context, key string, svc *v1.Servic
 		c.recorder.Eventf(svc, v1.EventTypeWarning, EventUpdateLoadBalancerFailed, "Error updating load balancer with new hosts %v: %v", abbreviate(nodes.Names()), err)
 		return fmt.Errorf("updating load balancer of service %s with %d nodes: %w", key, len(nodes.nodes), err)
 	}
+	if len(nodes.nodes) == 0 {
+		c.recorder.Event(svc, v1.EventTypeWarning, EventUnAvailableLoadBalancer, "There are no available nodes for LoadBalancer")
+	}
 	c.recorder.Eventf(svc, v1.EventTypeNormal, EventUpdatedLoadBalancer, "Updated load balancer with new hosts")
 	next := *prev
 	next.nodeFingerprint = nodes.fingerprint
 	c.applied.set(key, &next)
 	logger.V(2).Info("Updated load balancer nodes", "nodes", len(nodes.nodes))
+	c.requeueIfNodesMoved(key, nodes)
 	return nil
 }
 
@@ -133,7 +202,12 @@ func (c *Controller) updateNodes(ctx context.Context, key string, svc *v1.Servic
 // from us (deleted, type or class changed), clears the status we wrote and
 // removes our finalizer, in that order.
 func (c *Controller) cleanup(ctx context.Context, key string, svc *v1.Service) error {
-	if !c.ownedBy(svc) && !c.applied.has(key) {
+	prev := c.applied.get(key)
+	if prev != nil && prev.elsewhere && !c.ownedBy(svc) {
+		c.applied.delete(key) // another component's load balancer: nothing of ours
+		return nil
+	}
+	if !c.ownedBy(svc) && prev == nil {
 		return nil // not ours (another extlb controller may own it)
 	}
 	logger := klog.FromContext(ctx)
@@ -148,12 +222,12 @@ func (c *Controller) cleanup(ctx context.Context, key string, svc *v1.Service) e
 	}
 	c.recorder.Event(svc, v1.EventTypeNormal, EventDeletedLoadBalancer, "Deleted load balancer")
 	if svc.DeletionTimestamp == nil && len(svc.Status.LoadBalancer.Ingress) > 0 {
-		if err := c.patchStatus(ctx, svc, &v1.LoadBalancerStatus{}); err != nil {
+		if _, err := c.patchStatus(ctx, svc, &v1.LoadBalancerStatus{}); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
 	}
 	if c.ownedBy(svc) {
-		if err := c.removeFinalizer(ctx, svc); err != nil {
+		if err := c.removeFinalizer(ctx, svc); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
 	}
@@ -161,11 +235,16 @@ func (c *Controller) cleanup(ctx context.Context, key string, svc *v1.Service) e
 	return nil
 }
 
-// forget handles a Service that is gone from the API server while we still
-// remember a load balancer for it (its finalizer was removed by hand).
+// forget handles a Service that is gone from the API server (or was
+// re-created with another UID) while we still remember a load balancer for
+// it (its finalizer was removed by hand).
 func (c *Controller) forget(ctx context.Context, key string) error {
 	prev := c.applied.get(key)
 	if prev == nil {
+		return nil
+	}
+	if prev.elsewhere {
+		c.applied.delete(key)
 		return nil
 	}
 	klog.FromContext(ctx).Info("Service is gone; deleting its load balancer")
@@ -177,14 +256,34 @@ func (c *Controller) forget(ctx context.Context, key string) error {
 	return nil
 }
 
-// handOver stops managing a Service whose load balancer the provider says
-// another component implements.
-func (c *Controller) handOver(ctx context.Context, key string, svc *v1.Service) error {
-	klog.FromContext(ctx).Info("Load balancer is implemented elsewhere; not managing it")
-	c.recorder.Event(svc, v1.EventTypeNormal, EventLoadBalancerImplementedElsewhere, "The provider reports that another component implements this load balancer")
+// deleteOrphan deletes the load balancer just ensured for a Service that
+// disappeared during the call. If that fails, the Service is remembered so
+// that the retry (forget) deletes it.
+func (c *Controller) deleteOrphan(ctx context.Context, key string, svc *v1.Service) error {
+	klog.FromContext(ctx).Info("Service was deleted while its load balancer was being created; deleting the load balancer")
+	err := c.provider.EnsureLoadBalancerDeleted(ctx, c.cfg.ClusterName, svc)
+	if err != nil && !errors.Is(err, cloudprovider.ImplementedElsewhere) {
+		c.applied.set(key, &applied{service: svc.DeepCopy()})
+		return fmt.Errorf("deleting load balancer of service %s, deleted during its creation: %w", key, err)
+	}
 	c.applied.delete(key)
+	return nil
+}
+
+// handOver stops managing a Service whose load balancer the provider says
+// another component implements, and remembers that until the Service
+// changes, so that removing the finalizer does not start it all again.
+func (c *Controller) handOver(ctx context.Context, key string, svc *v1.Service) error {
+	prev := c.applied.get(key)
+	if prev == nil || !prev.elsewhere {
+		klog.FromContext(ctx).Info("Load balancer is implemented elsewhere; not managing it")
+		c.recorder.Event(svc, v1.EventTypeNormal, EventLoadBalancerImplementedElsewhere, "The provider reports that another component implements this load balancer")
+	}
+	c.applied.set(key, &applied{service: svc.DeepCopy(), fingerprint: serviceFingerprint(svc), elsewhere: true})
 	if hasFinalizer(svc) {
-		return c.removeFinalizer(ctx, svc)
+		if err := c.removeFinalizer(ctx, svc); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
 	}
 	return nil
 }
@@ -243,3 +342,28 @@ func abbreviate(names []string) []string {
 	}
 	return append(names[:most:most], fmt.Sprintf("... (%d more)", len(names)-most))
 }
+
+// retryPolicy says how a failed sync is retried.
+type retryPolicy int
+
+const (
+	// retryBackoff: the per-Service exponential backoff.
+	retryBackoff retryPolicy = iota
+	// retryNever: the Service itself is invalid (the controller's own
+	// checks); only its next change can fix it.
+	retryNever
+	// retrySlow: the provider refused the Service as input. The cause can
+	// lie outside the Service (a subnet that does not exist yet), so it is
+	// checked again, but only after MaxRetryDelay.
+	retrySlow
+)
+
+// syncError carries the retry policy of a failed ensure. Errors of other
+// paths (delete, node updates) are plain and back off, whatever they wrap.
+type syncError struct {
+	policy retryPolicy
+	err    error
+}
+
+func (e *syncError) Error() string { return e.err.Error() }
+func (e *syncError) Unwrap() error { return e.err }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	cloudprovider "k8s.io/cloud-provider"
 
@@ -302,8 +303,47 @@ func TestImplementedElsewhereHandsOver(t *testing.T) {
 	if hasFinalizer(f.service("web")) {
 		t.Error("our finalizer stayed on a Service implemented elsewhere")
 	}
-	if f.ctrl.applied.has("default/web") {
-		t.Error("the controller still tracks a Service implemented elsewhere")
+	if prev := f.ctrl.applied.get("default/web"); prev == nil || !prev.elsewhere {
+		t.Errorf("applied = %+v, want the Service remembered as implemented elsewhere", prev)
+	}
+	// The finalizer's removal comes back as an update: it must not start
+	// it all again (this was a hot loop: finalizer added, provider called,
+	// finalizer removed, forever).
+	f.client.ClearActions()
+	f.provider.ResetCalls()
+	for range 3 {
+		if err := f.sync("web"); err != nil {
+			t.Fatalf("sync after the hand-over: %v", err)
+		}
+	}
+	if n := f.provider.CountCalls(""); n != 0 {
+		t.Errorf("provider calls after the hand-over = %d, want 0 until the Service changes", n)
+	}
+	if w := f.writes(); len(w) != 0 {
+		t.Errorf("API writes after the hand-over = %v, want none", w)
+	}
+	// A change of the Service asks the provider again.
+	svc := f.service("web")
+	svc.Annotations = map[string]string{"example.com/changed": "yes"}
+	if _, err := f.client.CoreV1().Services("default").Update(f.ctx, svc, metaUpdate()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sync("web"); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.provider.CountCalls(memory.OpEnsure); n != 1 {
+		t.Errorf("ensure calls after the Service changed = %d, want 1", n)
+	}
+	// Deleting it calls no delete on the provider: nothing of ours exists.
+	f.provider.ResetCalls()
+	if err := f.client.CoreV1().Services("default").Delete(f.ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sync("web"); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.provider.CountCalls(memory.OpDelete); n != 0 {
+		t.Errorf("delete calls for a Service implemented elsewhere = %d, want 0", n)
 	}
 }
 
