@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -91,16 +92,35 @@ func Run(ctx context.Context, o Options, cfg *rest.Config, build BuildProvider) 
 	return runWithLeaderElection(ctx, o.LeaderElection, client, run, logger)
 }
 
+// runWithLeaderElection runs run while this replica holds the Lease. On
+// shutdown it stops run first and releases the Lease only after run has
+// returned, so that a standby never starts while a worker of ours is still
+// inside a provider call. Losing the Lease is an error: the process exits
+// and restarts as a standby.
 func runWithLeaderElection(ctx context.Context, le LeaderElection, client kubernetes.Interface, run func(context.Context) error, logger klog.Logger) error {
 	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, le.Namespace, le.Name, client.CoreV1(), client.CoordinationV1(),
 		resourcelock.ResourceLockConfig{Identity: le.Identity})
 	if err != nil {
 		return fmt.Errorf("creating leader-election lock %s/%s: %w", le.Namespace, le.Name, err)
 	}
-	leCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var runErr error
-	var led atomic.Bool
+	// The election has a context of its own: ending it releases the Lease
+	// (ReleaseOnCancel), which must wait for run.
+	electionCtx, stopElection := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopElection()
+	// started says run began; ended that the election is over, after
+	// which a late OnStartedLeading (the elector starts it on a goroutine
+	// of its own) must not start run.
+	var mu sync.Mutex
+	var started, ended bool
+	runDone := make(chan error, 1)
+	stopIfIdle := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !started {
+			stopElection() // never led: nothing to wait for
+		}
+	})
+	defer stopIfIdle()
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   le.LeaseDuration,
@@ -109,11 +129,22 @@ func runWithLeaderElection(ctx context.Context, le LeaderElection, client kubern
 		ReleaseOnCancel: true,
 		Name:            le.Name,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
-				led.Store(true)
+			OnStartedLeading: func(leading context.Context) {
+				mu.Lock()
+				if ended || ctx.Err() != nil {
+					mu.Unlock()
+					return
+				}
+				started = true
+				mu.Unlock()
 				logger.Info("Started leading", "lease", le.Namespace+"/"+le.Name, "identity", le.Identity)
-				runErr = run(ctx)
+				runCtx, cancel := context.WithCancel(leading)
+				stop := context.AfterFunc(ctx, cancel) // shutdown stops run first
+				err := run(runCtx)
+				stop()
 				cancel()
+				runDone <- err
+				stopElection() // now the Lease may go
 			},
 			OnStoppedLeading: func() {
 				logger.Info("Stopped leading", "lease", le.Namespace+"/"+le.Name, "identity", le.Identity)
@@ -128,11 +159,19 @@ func runWithLeaderElection(ctx context.Context, le LeaderElection, client kubern
 	if err != nil {
 		return fmt.Errorf("configuring leader election: %w", err)
 	}
-	elector.Run(leCtx)
-	if runErr != nil {
-		return runErr
+	elector.Run(electionCtx)
+	mu.Lock()
+	ended = true
+	led := started
+	mu.Unlock()
+	if !led {
+		return nil
 	}
-	if led.Load() && ctx.Err() == nil {
+	// Lost the Lease, or shut down: wait until run has stopped.
+	if err := <-runDone; err != nil {
+		return err
+	}
+	if ctx.Err() == nil {
 		return errors.New("lost the leader-election lease")
 	}
 	return nil
