@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -118,6 +120,7 @@ func newFixture(t *testing.T, objects []runtime.Object, opts ...fixtureOption) *
 	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
 	client := fake.NewClientset(objects...)
+	bumpResourceVersions(t, client)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	provider := memory.New(st.memOpts...)
 	recorder := record.NewFakeRecorder(1000)
@@ -135,6 +138,41 @@ func newFixture(t *testing.T, objects []runtime.Object, opts ...fixtureOption) *
 	}
 	client.ClearActions()
 	return f
+}
+
+// bumpResourceVersions makes the fake API server behave like the real one
+// for Services: every write gives the object a new resourceVersion, and an
+// update that carries a stale one is a Conflict. Without it, status drift
+// and lost updates stay invisible to the tests.
+func bumpResourceVersions(t *testing.T, client *fake.Clientset) {
+	tracker := client.Tracker()
+	apply := k8stesting.ObjectReaction(tracker)
+	var rv atomic.Int64
+	rv.Store(1000)
+	client.PrependReactor("*", "services", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		switch a.GetVerb() {
+		case "create", "update", "patch":
+		default:
+			return false, nil, nil
+		}
+		if u, ok := a.(k8stesting.UpdateAction); ok {
+			in := u.GetObject().(*v1.Service)
+			cur, err := tracker.Get(servicesGVR, in.Namespace, in.Name)
+			if err == nil && in.ResourceVersion != "" && in.ResourceVersion != cur.(*v1.Service).ResourceVersion {
+				return true, nil, apierrors.NewConflict(servicesGVR.GroupResource(), in.Name, fmt.Errorf("the object has been modified"))
+			}
+		}
+		handled, obj, err := apply(a)
+		if err != nil || obj == nil {
+			return handled, obj, err
+		}
+		svc := obj.(*v1.Service).DeepCopy()
+		svc.ResourceVersion = fmt.Sprint(rv.Add(1))
+		if err := tracker.Update(servicesGVR, svc, svc.Namespace); err != nil {
+			t.Errorf("bumping the resourceVersion of %s: %v", svc.Name, err)
+		}
+		return true, svc, nil
+	})
 }
 
 // addToCache puts obj into the informer caches as if the watch delivered it.

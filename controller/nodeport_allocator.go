@@ -4,7 +4,15 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"time"
 )
+
+// takenTTL is how long a port the API server reported as allocated, with
+// no Service in the informer holding it, is kept from being picked. Its
+// owner normally shows up in the informer within that time and claims it;
+// when none does (the Service that held it is gone), the port becomes free
+// again instead of leaking from the range.
+const takenTTL = time.Minute
 
 // NodePortAllocator hands out node ports with the API server's semantics:
 // one owner per port, explicitly requested ports honoured when free, and
@@ -16,9 +24,13 @@ type NodePortAllocator struct {
 	offset int
 
 	mu      sync.Mutex
-	owner   map[int]string // port -> owner ("namespace/name", or "" when unknown)
+	owner   map[int]string // port -> owner ("namespace/name")
 	byOwner map[string][]int
-	rand    *rand.Rand
+	// taken are ports the API server reported allocated by someone the
+	// informer has not shown yet, with when it said so (see takenTTL).
+	taken map[int]time.Time
+	rand  *rand.Rand
+	now   func() time.Time
 }
 
 // ErrNoFreeNodePort is returned when every port of the range is taken.
@@ -32,7 +44,9 @@ func NewNodePortAllocator(r PortRange, seed uint64) *NodePortAllocator {
 		offset:  bandOffset(r.Size),
 		owner:   map[int]string{},
 		byOwner: map[string][]int{},
+		taken:   map[int]time.Time{},
 		rand:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		now:     time.Now,
 	}
 }
 
@@ -73,7 +87,7 @@ func (a *NodePortAllocator) Allocate(owner string, port int) error {
 	if !a.r.Contains(port) {
 		return fmt.Errorf("port %d is outside the node port range %s", port, a.r)
 	}
-	if cur, taken := a.owner[port]; taken && cur != owner {
+	if cur, owned := a.owner[port]; (owned && cur != owner) || (!owned && a.busyLocked(port)) {
 		return fmt.Errorf("port %d is already allocated", port)
 	}
 	a.claimLocked(owner, port)
@@ -97,13 +111,30 @@ func (a *NodePortAllocator) AllocateNext(owner string) (int, error) {
 }
 
 // MarkTaken records port as held by someone unknown: the API server said it
-// is allocated although no Service in the informer holds it yet.
+// is allocated although no Service in the informer holds it yet. It is not
+// picked for takenTTL, or until a Service claims it.
 func (a *NodePortAllocator) MarkTaken(port int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, taken := a.owner[port]; !taken && a.r.Contains(port) {
-		a.owner[port] = ""
+	if _, owned := a.owner[port]; !owned && a.r.Contains(port) {
+		a.taken[port] = a.now()
 	}
+}
+
+// busyLocked reports whether port is held, or recently reported taken.
+func (a *NodePortAllocator) busyLocked(port int) bool {
+	if _, owned := a.owner[port]; owned {
+		return true
+	}
+	at, ok := a.taken[port]
+	if !ok {
+		return false
+	}
+	if a.now().Sub(at) < takenTTL {
+		return true
+	}
+	delete(a.taken, port)
+	return false
 }
 
 // freeIn picks a random free port in band: a random start, then a linear
@@ -115,7 +146,7 @@ func (a *NodePortAllocator) freeIn(band PortRange) (int, bool) {
 	start := a.rand.IntN(band.Size)
 	for i := 0; i < band.Size; i++ {
 		p := band.Base + (start+i)%band.Size
-		if _, taken := a.owner[p]; !taken {
+		if !a.busyLocked(p) {
 			return p, true
 		}
 	}
@@ -126,9 +157,10 @@ func (a *NodePortAllocator) claimLocked(owner string, port int) {
 	if !a.r.Contains(port) {
 		return
 	}
-	if cur, taken := a.owner[port]; taken && cur != "" && cur != owner {
+	if cur, owned := a.owner[port]; owned && cur != owner {
 		return
 	}
+	delete(a.taken, port) // its owner showed up
 	if a.owner[port] == owner {
 		for _, p := range a.byOwner[owner] {
 			if p == port {

@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestParsePortRange(t *testing.T) {
@@ -88,6 +89,18 @@ func TestAllocatorOwnership(t *testing.T) {
 		{desc: "port released when its service went", setup: func(a *NodePortAllocator) { a.SetOwner("ns/b", []int{30100}); a.Release("ns/b") }, owner: "ns/a", port: 30100},
 		{desc: "port dropped by a service update", setup: func(a *NodePortAllocator) { a.SetOwner("ns/b", []int{30100}); a.SetOwner("ns/b", []int{30101}) }, owner: "ns/a", port: 30100},
 		{desc: "port the API server reported taken", setup: func(a *NodePortAllocator) { a.MarkTaken(30100) }, owner: "ns/a", port: 30100, wantErr: true},
+		{desc: "port reported taken, then claimed and released by its owner", setup: func(a *NodePortAllocator) {
+			a.MarkTaken(30100)
+			a.SetOwner("ns/b", []int{30100})
+			a.Release("ns/b")
+		}, owner: "ns/a", port: 30100},
+		// It leaked before: a port reported taken whose owner never
+		// appeared in the informer stayed out of the range for good.
+		{desc: "port reported taken whose owner never showed up, after the TTL", setup: func(a *NodePortAllocator) {
+			a.MarkTaken(30100)
+			later := time.Now().Add(takenTTL + time.Second)
+			a.now = func() time.Time { return later }
+		}, owner: "ns/a", port: 30100},
 		{desc: "port outside the range", owner: "ns/a", port: 29999, wantErr: true},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 )
 
@@ -56,8 +58,7 @@ func (c *Controller) ensureNodePorts(ctx context.Context, key string, svc *v1.Se
 			want.Spec.Ports[i].NodePort = int32(p)
 			picked = append(picked, fmt.Sprintf("%d/%s→%d", want.Spec.Ports[i].Port, want.Spec.Ports[i].Protocol, p))
 		}
-		out, err := c.client.CoreV1().Services(cur.Namespace).Update(ctx, want, metav1.UpdateOptions{})
-		c.metrics.observeAPIWrite("update", "", err)
+		out, err := c.writeNodePorts(ctx, cur, want)
 		if err == nil {
 			c.allocator.SetOwner(key, nodePortsOf(out))
 			c.recorder.Eventf(out, v1.EventTypeNormal, EventAllocatedNodePorts, "Allocated node ports %s", strings.Join(picked, ", "))
@@ -123,4 +124,27 @@ func portsTaken(err error, want *v1.Service) []int {
 		}
 	}
 	return taken
+}
+
+// writeNodePorts writes the node ports of want with a JSON patch that sets
+// only those fields, guarded by cur's resourceVersion: a Service changed
+// meanwhile is a Conflict, and fields this client does not know (a newer
+// API server's) are kept, which a full Update of the cached object would
+// drop.
+func (c *Controller) writeNodePorts(ctx context.Context, cur, want *v1.Service) (*v1.Service, error) {
+	ops := []map[string]any{{"op": "replace", "path": "/metadata/resourceVersion", "value": cur.ResourceVersion}}
+	for i := range want.Spec.Ports {
+		if cur.Spec.Ports[i].NodePort != want.Spec.Ports[i].NodePort {
+			ops = append(ops,
+				map[string]any{"op": "test", "path": fmt.Sprintf("/spec/ports/%d/port", i), "value": want.Spec.Ports[i].Port},
+				map[string]any{"op": "add", "path": fmt.Sprintf("/spec/ports/%d/nodePort", i), "value": want.Spec.Ports[i].NodePort})
+		}
+	}
+	patch, err := json.Marshal(ops)
+	if err != nil {
+		return nil, fmt.Errorf("encoding node ports of service %s/%s: %w", cur.Namespace, cur.Name, err)
+	}
+	out, err := c.client.CoreV1().Services(cur.Namespace).Patch(ctx, cur.Name, types.JSONPatchType, patch, metav1.PatchOptions{})
+	c.metrics.observeAPIWrite("patch", "", err)
+	return out, err
 }

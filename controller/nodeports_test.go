@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -8,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -70,20 +72,40 @@ func TestNodePortAllocationRetriesAfterRefusal(t *testing.T) {
 			f := newFixture(t, []runtime.Object{newService("web", twoPortsWithoutNodePorts()), newNode("n1")})
 			var refused int32
 			attempts := 0
-			f.prependReactor("update", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			f.prependReactor("patch", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				pa := a.(k8stesting.PatchAction)
+				if pa.GetSubresource() != "" || pa.GetPatchType() != types.JSONPatchType {
+					return false, nil, nil
+				}
 				attempts++
 				if attempts > 1 {
 					return false, nil, nil
 				}
-				svc := a.(k8stesting.UpdateAction).GetObject().(*v1.Service)
-				refused = svc.Spec.Ports[0].NodePort
+				var ops []struct {
+					Op, Path string
+					Value    json.RawMessage
+				}
+				if err := json.Unmarshal(pa.GetPatch(), &ops); err != nil {
+					t.Fatal(err)
+				}
+				obj, err := f.client.Tracker().Get(servicesGVR, "default", pa.GetName()) // not f.client: reactors run under its lock
+				if err != nil {
+					t.Fatal(err)
+				}
+				svc := obj.(*v1.Service).DeepCopy()
+				for _, op := range ops {
+					if op.Path == "/spec/ports/0/nodePort" {
+						_ = json.Unmarshal(op.Value, &refused)
+						svc.Spec.Ports[0].NodePort = refused
+					}
+				}
 				return true, nil, tc.refuse(svc)
 			})
 			if err := f.sync("web"); err != nil {
 				t.Fatalf("sync: %v", err)
 			}
 			if attempts != 2 {
-				t.Errorf("update attempts = %d, want 2", attempts)
+				t.Errorf("node-port patch attempts = %d, want 2", attempts)
 			}
 			got := f.service("web").Spec.Ports
 			if got[0].NodePort == 0 || got[1].NodePort == 0 {

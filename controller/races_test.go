@@ -242,3 +242,21 @@ func TestNoEligibleNodesIsReported(t *testing.T) {
 		t.Errorf("events = %v, want UnAvailableLoadBalancer", ev)
 	}
 }
+
+// The fixture's fake API server gives every write a new resourceVersion
+// and refuses a stale update, as the real one does.
+func TestFixtureBumpsResourceVersions(t *testing.T) {
+	f := newFixture(t, []runtime.Object{newService("web"), newNode("n1")})
+	before := f.service("web")
+	if err := f.sync("web"); err != nil {
+		t.Fatal(err)
+	}
+	after := f.service("web")
+	if after.ResourceVersion == before.ResourceVersion {
+		t.Errorf("resourceVersion %s unchanged by the controller's writes", after.ResourceVersion)
+	}
+	before.Annotations = map[string]string{"stale": "yes"}
+	if _, err := f.client.CoreV1().Services("default").Update(f.ctx, before, metaUpdate()); err == nil {
+		t.Error("an update with a stale resourceVersion succeeded")
+	}
+}

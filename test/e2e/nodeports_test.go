@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -50,16 +49,17 @@ func TestControllerAllocatesNodePortsTheAPIServerAccepts(t *testing.T) {
 	}
 }
 
-// TestNodePortChoiceRefusedByTheAPIServerIsRetried makes the controller's
-// cache lag behind the API server (its Service watch is delayed), so that
-// its first choice is refused for real: a port another Service took in the
-// meantime (422) or a stale resourceVersion (409). It must pick again and
-// converge.
+// TestNodePortChoiceRefusedByTheAPIServerIsRetried holds the controller's
+// first write of the Service back while the test changes the API server's
+// state behind the controller's view, so that its first choice is refused
+// for real: a port another Service took in the meantime (422) or a stale
+// resourceVersion (409). It must pick again and converge. The test waits
+// for the held write instead of guessing how long the controller takes.
 func TestNodePortChoiceRefusedByTheAPIServerIsRetried(t *testing.T) {
 	for _, tc := range []struct {
 		desc string
-		// interfere runs 300 ms after the Service is created, before the
-		// controller (1.5 s behind) has seen it.
+		// interfere runs while the controller's first node-port write,
+		// made from what it saw before, is held back.
 		interfere func(t *testing.T, c *cluster.Cluster, ns string, predicted int32)
 		wantCode  string
 	}{
@@ -98,17 +98,22 @@ func TestNodePortChoiceRefusedByTheAPIServerIsRetried(t *testing.T) {
 			cfg := installController(t, c)
 			puts := &putRecorder{}
 			cfg.Wrap(puts.wrap)
-			cfg.Wrap(delayServiceWatches(1500 * time.Millisecond))
+			hold := newPutHold()
+			cfg.Wrap(hold.wrap)
 			mem := memprovider.New()
 			startController(t, cfg, mem, class, func(o *manager.Options) {
 				o.Controller.NodePortRange = portRange
 				o.Controller.NodePortSeed = seed
 			})
-			time.Sleep(time.Second) // the controller's initial list is done
 
 			createService(t, admin, newService(ns, "web", class, fixtures.WithoutNodePorts(), fixtures.WithPorts(fixtures.TCP(80, 0))))
-			time.Sleep(300 * time.Millisecond)
+			select {
+			case <-hold.held:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the controller did not write the Service within 30s")
+			}
 			tc.interfere(t, c, ns, int32(predicted))
+			close(hold.release)
 
 			eventually(t, 30*time.Second, "converged after the refusal", func(ctx context.Context) (bool, string) {
 				svc, err := getService(ctx, admin, ns, "web")
@@ -121,7 +126,7 @@ func TestNodePortChoiceRefusedByTheAPIServerIsRetried(t *testing.T) {
 			})
 			codes := puts.codes()
 			if len(codes) < 2 || codes[0] != tc.wantCode || codes[len(codes)-1] != "200" {
-				t.Errorf("controller's PUTs of the Service answered %v, want %s first and 200 last", codes, tc.wantCode)
+				t.Errorf("controller's node-port writes answered %v, want %s first and 200 last", codes, tc.wantCode)
 			}
 			svc, _ := getService(t.Context(), admin, ns, "web")
 			if tc.wantCode == "422" && svc.Spec.Ports[0].NodePort == int32(predicted) {
@@ -131,7 +136,16 @@ func TestNodePortChoiceRefusedByTheAPIServerIsRetried(t *testing.T) {
 	}
 }
 
-// putRecorder records the status codes of the controller's PUTs of Services.
+// isNodePortWrite reports whether req is the controller's write of node
+// ports: a JSON patch of a Service (not its status), guarded by the
+// resourceVersion it read.
+func isNodePortWrite(req *http.Request) bool {
+	return req.Method == http.MethodPatch && strings.Contains(req.URL.Path, "/services/") && !strings.HasSuffix(req.URL.Path, "/status") &&
+		strings.HasPrefix(req.Header.Get("Content-Type"), "application/json-patch+json")
+}
+
+// putRecorder records the status codes of the controller's node-port
+// writes.
 type putRecorder struct {
 	mu  sync.Mutex
 	got []string
@@ -140,7 +154,7 @@ type putRecorder struct {
 func (p *putRecorder) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripper(func(req *http.Request) (*http.Response, error) {
 		resp, err := rt.RoundTrip(req)
-		if req.Method == http.MethodPut && strings.Contains(req.URL.Path, "/services/") && err == nil {
+		if isNodePortWrite(req) && err == nil {
 			p.mu.Lock()
 			p.got = append(p.got, fmt.Sprint(resp.StatusCode))
 			p.mu.Unlock()
@@ -159,67 +173,32 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// delayServiceWatches delivers every byte of the controller's Service watch
-// streams d after it arrived: a cache that lags behind the API server.
-func delayServiceWatches(d time.Duration) func(http.RoundTripper) http.RoundTripper {
-	return func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripper(func(req *http.Request) (*http.Response, error) {
-			resp, err := rt.RoundTrip(req)
-			if err != nil || req.URL.Query().Get("watch") != "true" || !strings.HasSuffix(req.URL.Path, "/services") {
-				return resp, err
-			}
-			resp.Body = newDelayedBody(resp.Body, d)
-			return resp, nil
-		})
-	}
+// putHold holds the first node-port write made through it until release
+// is closed: the write then carries the resourceVersion its client saw
+// before, whatever changed on the API server meanwhile.
+type putHold struct {
+	once    sync.Once
+	held    chan struct{} // closed when the first PUT is waiting
+	release chan struct{}
 }
 
-type chunk struct {
-	at   time.Time
-	data []byte
-	err  error
+func newPutHold() *putHold {
+	return &putHold{held: make(chan struct{}), release: make(chan struct{})}
 }
 
-type delayedBody struct {
-	src     io.ReadCloser
-	chunks  chan chunk
-	pending []byte
-	delay   time.Duration
-}
-
-func newDelayedBody(src io.ReadCloser, d time.Duration) *delayedBody {
-	b := &delayedBody{src: src, chunks: make(chan chunk, 1024), delay: d}
-	go func() {
-		buf := make([]byte, 32*1024)
-		for {
-			n, err := src.Read(buf)
-			b.chunks <- chunk{at: time.Now(), data: append([]byte(nil), buf[:n]...), err: err}
-			if err != nil {
-				close(b.chunks)
-				return
+func (h *putHold) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		if isNodePortWrite(req) {
+			first := false
+			h.once.Do(func() { first = true; close(h.held) })
+			if first {
+				select {
+				case <-h.release:
+				case <-req.Context().Done():
+					return nil, req.Context().Err()
+				}
 			}
 		}
-	}()
-	return b
+		return rt.RoundTrip(req)
+	})
 }
-
-func (b *delayedBody) Read(p []byte) (int, error) {
-	if len(b.pending) == 0 {
-		c, ok := <-b.chunks
-		if !ok {
-			return 0, io.EOF
-		}
-		if wait := time.Until(c.at.Add(b.delay)); wait > 0 {
-			time.Sleep(wait)
-		}
-		if len(c.data) == 0 {
-			return 0, c.err
-		}
-		b.pending = c.data
-	}
-	n := copy(p, b.pending)
-	b.pending = b.pending[n:]
-	return n, nil
-}
-
-func (b *delayedBody) Close() error { return b.src.Close() }
