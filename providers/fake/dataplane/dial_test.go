@@ -1,50 +1,57 @@
 package dataplane
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/extlb/extlb/test/loopback"
 )
 
-// Addresses: 127.201.31.0/24.
-
-// fullListener listens on addr with a backlog of zero and leaves one
-// connection unaccepted, so that the kernel drops the next SYNs: a dial
-// there stays in progress.
-func fullListener(t *testing.T, addr netip.AddrPort) {
+// fullListener listens on a free port of ip with a backlog of zero and
+// leaves one connection unaccepted, so that the kernel drops the next SYNs:
+// a dial there stays in progress. It returns the address.
+func fullListener(t *testing.T, ip netip.Addr) netip.AddrPort {
 	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: int(addr.Port()), Addr: addr.Addr().As4()}); err != nil {
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: ip.As4()}); err != nil {
 		t.Fatal(err)
 	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.AddrPortFrom(ip, uint16(sa.(*syscall.SockaddrInet4).Port))
 	if err := syscall.Listen(fd, 0); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
 		c, err := net.DialTimeout("tcp", addr.String(), 200*time.Millisecond)
 		if err != nil {
-			return // the queue is full already
+			return addr // the queue is full already
 		}
 		t.Cleanup(func() { _ = c.Close() })
 	}
+	return addr
 }
 
 func TestBackendDialerConnectsEarlyAndKeepsTimeoutAndErrors(t *testing.T) {
-	open, err := net.Listen("tcp", "127.201.31.1:0")
+	lo := loopback.Reserve(t)
+	open, err := net.Listen("tcp", lo.IP(1)+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer open.Close()
-	closedPort := netip.MustParseAddrPort("127.201.31.2:9")
-	full := netip.MustParseAddrPort("127.201.31.3:30131")
-	fullListener(t, full)
+	closedPort := lo.AddrPort(2, 9) // nothing listens on the block's addresses but this test
+	full := fullListener(t, lo.Addr(3))
 
 	d := net.Dialer{Timeout: 300 * time.Millisecond, KeepAlive: -1, Control: connectEarly}
 	for _, tc := range []struct {
@@ -54,15 +61,17 @@ func TestBackendDialerConnectsEarlyAndKeepsTimeoutAndErrors(t *testing.T) {
 	}{
 		{desc: "listening backend: connected", addr: open.Addr().String()},
 		{desc: "closed port: refused", addr: closedPort.String(), wantErr: func(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }},
+		// The dialer's own deadline (a timeout error that is
+		// context.DeadlineExceeded), not the kernel giving up on its SYN
+		// retries minutes later (ETIMEDOUT, a timeout error too): which one
+		// ended the dial is in the error, no stopwatch needed.
 		{desc: "SYN dropped: the dialer's timeout ends it", addr: full.String(), wantErr: func(err error) bool {
 			var ne net.Error
-			return errors.As(err, &ne) && ne.Timeout()
+			return errors.As(err, &ne) && ne.Timeout() && errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, syscall.ETIMEDOUT)
 		}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			start := time.Now()
 			c, err := d.Dial("tcp", tc.addr)
-			took := time.Since(start)
 			if tc.wantErr != nil {
 				if err == nil {
 					_ = c.Close()
@@ -70,9 +79,6 @@ func TestBackendDialerConnectsEarlyAndKeepsTimeoutAndErrors(t *testing.T) {
 				}
 				if !tc.wantErr(err) {
 					t.Fatalf("dial %s: %v, not the expected error", tc.addr, err)
-				}
-				if took > 5*time.Second {
-					t.Fatalf("dial %s took %v", tc.addr, took)
 				}
 				return
 			}
@@ -93,7 +99,7 @@ func TestBackendDialerConnectsEarlyAndKeepsTimeoutAndErrors(t *testing.T) {
 // On loopback the handshake is over when connectEarly returns, so the
 // dialer has nothing left to wait for.
 func TestConnectEarlyLeavesLoopbackSocketConnected(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.201.31.4:0")
+	ln, err := net.Listen("tcp", loopback.Reserve(t).IP(1)+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
