@@ -24,12 +24,7 @@ import (
 
 	"github.com/extlb/extlb/fake/cluster"
 	"github.com/extlb/extlb/fake/cluster/clustertest"
-)
-
-// Addresses of this test: nodes 127.214.1.1-3, VIPs 127.214.100.0/24.
-var (
-	testFirstNode = netip.MustParseAddr("127.214.1.1")
-	testVIPs      = netip.MustParsePrefix("127.214.100.0/24")
+	"github.com/extlb/extlb/test/loopback"
 )
 
 func repoRoot(t testing.TB) string {
@@ -91,6 +86,9 @@ func receive[T any](t *testing.T, ch <-chan T, done <-chan error, timeout time.D
 // stops everything and removes the control plane and the kubeconfig.
 func TestDemoServesExamplesAndNewServices(t *testing.T) {
 	bins := controlPlaneBinaries(t)
+	// Nodes and VIPs on loopback blocks of the test's own (test/loopback):
+	// the nodes serve fixed node ports, the VIPs fixed Service ports.
+	testFirstNode, testVIPs := loopback.Reserve(t).Addr(1), loopback.Reserve(t).Prefix()
 	root := repoRoot(t)
 	logger, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)

@@ -9,26 +9,30 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/extlb/extlb/test/loopback"
 )
 
-// Addresses: 127.201.40.0/24.
-
-func newAgent(t *testing.T, name, ip string) *Agent {
+// newAgent starts an agent on an address of a loopback block of the test's
+// own (test/loopback), so that its fixed node ports are free; ip is that
+// address.
+func newAgent(t *testing.T, name string) (a *Agent, ip string) {
 	t.Helper()
+	ip = loopback.Reserve(t).IP(1)
 	a, err := New(name, ip)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = a.Close() })
-	return a
+	return a, ip
 }
 
 func TestTCPGreetsAndEchoesWithHalfClose(t *testing.T) {
-	a := newAgent(t, "node-a", "127.201.40.1")
+	a, ip := newAgent(t, "node-a")
 	if err := a.SetServices([]ServicePorts{{Name: "default/web", Ports: []Port{{TCP, 30080}}}}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.Dial("tcp", "127.201.40.1:30080")
+	c, err := net.Dial("tcp", ip+":30080")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,11 +53,11 @@ func TestTCPGreetsAndEchoesWithHalfClose(t *testing.T) {
 }
 
 func TestUDPRepliesWithNodeName(t *testing.T) {
-	a := newAgent(t, "node-b", "127.201.40.2")
+	a, ip := newAgent(t, "node-b")
 	if err := a.SetServices([]ServicePorts{{Name: "default/dns", Ports: []Port{{UDP, 30053}, {TCP, 30053}}}}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.Dial("udp", "127.201.40.2:30053")
+	c, err := net.Dial("udp", ip+":30053")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +70,7 @@ func TestUDPRepliesWithNodeName(t *testing.T) {
 		t.Errorf("reply %q, %v", buf[:n], err)
 	}
 	// The TCP port with the same number works too.
-	tc, err := net.Dial("tcp", "127.201.40.2:30053")
+	tc, err := net.Dial("tcp", ip+":30053")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,13 +81,13 @@ func TestUDPRepliesWithNodeName(t *testing.T) {
 }
 
 func TestHealthCheckNodePortFollowsLocalEndpoints(t *testing.T) {
-	a := newAgent(t, "node-c", "127.201.40.3")
+	a, ip := newAgent(t, "node-c")
 	if err := a.SetServices([]ServicePorts{{Name: "shop/web", Ports: []Port{{TCP, 30080}}, HealthCheckNodePort: 32001}}); err != nil {
 		t.Fatal(err)
 	}
 	check := func(wantCode, wantCount int) {
 		t.Helper()
-		resp, err := http.Get("http://127.201.40.3:32001/healthz")
+		resp, err := http.Get("http://" + ip + ":32001/healthz")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,13 +108,13 @@ func TestHealthCheckNodePortFollowsLocalEndpoints(t *testing.T) {
 }
 
 func TestSetServicesDiffsListeners(t *testing.T) {
-	a := newAgent(t, "node-d", "127.201.40.4")
+	a, ip := newAgent(t, "node-d")
 	web := ServicePorts{Name: "default/web", Ports: []Port{{TCP, 30080}}}
 	db := ServicePorts{Name: "default/db", Ports: []Port{{TCP, 30432}}}
 	if err := a.SetServices([]ServicePorts{web, db}); err != nil {
 		t.Fatal(err)
 	}
-	kept, err := net.Dial("tcp", "127.201.40.4:30080")
+	kept, err := net.Dial("tcp", ip+":30080")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,19 +136,19 @@ func TestSetServicesDiffsListeners(t *testing.T) {
 	if line, err := r.ReadString('\n'); err != nil || line != "still\n" {
 		t.Errorf("kept connection: %q, %v", line, err)
 	}
-	if c, err := net.DialTimeout("tcp", "127.201.40.4:30432", time.Second); err == nil {
+	if c, err := net.DialTimeout("tcp", ip+":30432", time.Second); err == nil {
 		_ = c.Close()
 		t.Errorf("removed node port 30432 still listening")
 	}
 }
 
 func TestSetServicesRejectsConflictsAndChangesNothing(t *testing.T) {
-	a := newAgent(t, "node-e", "127.201.40.5")
+	a, ip := newAgent(t, "node-e")
 	web := ServicePorts{Name: "default/web", Ports: []Port{{TCP, 30080}}}
 	if err := a.SetServices([]ServicePorts{web}); err != nil {
 		t.Fatal(err)
 	}
-	squatter, err := net.Listen("tcp", "127.201.40.5:30099")
+	squatter, err := net.Listen("tcp", ip+":30099")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,12 +166,12 @@ func TestSetServicesRejectsConflictsAndChangesNothing(t *testing.T) {
 			if err := a.SetServices(tc.svcs); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("SetServices: %v, want %q", err, tc.want)
 			}
-			if c, err := net.DialTimeout("tcp", "127.201.40.5:30080", time.Second); err != nil {
+			if c, err := net.DialTimeout("tcp", ip+":30080", time.Second); err != nil {
 				t.Errorf("web's port closed by a failed SetServices: %v", err)
 			} else {
 				_ = c.Close()
 			}
-			if c, err := net.DialTimeout("tcp", "127.201.40.5:30081", time.Second); err == nil {
+			if c, err := net.DialTimeout("tcp", ip+":30081", time.Second); err == nil {
 				_ = c.Close()
 				t.Errorf("port 30081 of a failed SetServices is listening")
 			}

@@ -12,20 +12,22 @@ import (
 	"github.com/extlb/extlb/providers/fake/cloud"
 	"github.com/extlb/extlb/providers/providertest"
 	"github.com/extlb/extlb/test/fixtures"
+	"github.com/extlb/extlb/test/loopback"
 )
 
 // TestContract runs the provider contract suite against a fake cloud (VIPs
-// in 127.202.29.0/24; the nodes, in 127.201.29.0/24, run no agent, so
+// and nodes on loopback blocks of their own; the nodes run no agent, so
 // their health checks fail, which the API does not mind).
 func TestContract(t *testing.T) {
 	newCloud := func(t *testing.T, faults api.Faults, args ...string) *providertest.Cloud {
-		s := startFaultyCloud(t, 29, faults, "")
+		s := startFaultyCloud(t, faults, "")
+		lo := loopback.Reserve(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
 		p := buildProvider(t, ctx, append([]string{"--fake-endpoint=" + s.URL()}, args...)...)
 		var nodes []*v1.Node
 		for i := range 3 {
-			nodes = append(nodes, fixtures.Node(fmt.Sprintf("node-%d", i), fixtures.WithInternalIP(fmt.Sprintf("127.201.29.%d", i+1))))
+			nodes = append(nodes, fixtures.Node(fmt.Sprintf("node-%d", i), fixtures.WithInternalIP(lo.IP(byte(i+1)))))
 		}
 		return &providertest.Cloud{LB: p, Nodes: nodes, Inventory: inventory(s), Writes: func(*testing.T) []string { return s.Writes() }}
 	}

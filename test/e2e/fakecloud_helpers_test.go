@@ -23,14 +23,15 @@ import (
 	"github.com/extlb/extlb/fake/nodeagent"
 	"github.com/extlb/extlb/providers/fake/api"
 	"github.com/extlb/extlb/providers/fake/cloud"
+	"github.com/extlb/extlb/test/loopback"
 )
 
 // The fake cloud's end-to-end tests: the controller with --provider=fake on
 // a control plane of the test's own, Node objects for simulated nodes whose
 // node agents (fake/nodeagent) serve the Services' node ports on loopback,
 // and real TCP and UDP traffic through the load balancers' addresses.
-// Each test has address ranges of its own: nodes 127.216.<n>.1-3, load
-// balancers 127.216.1<n>.0/24, clients 127.216.20<n>.x.
+// Each test has addresses of its own, loopback blocks (test/loopback) for
+// its nodes, its load balancers and its clients.
 
 const fcCluster = "e2e-fake"
 
@@ -41,14 +42,16 @@ type fcNode struct {
 	agent *nodeagent.Agent
 }
 
-// fcStartNodes creates Nodes node-1..count with InternalIPs
-// 127.216.<subnet>.1.. and starts their agents (closed by t.Cleanup).
-func fcStartNodes(e *cloudE2E, subnet, count int) []*fcNode {
+// fcStartNodes creates Nodes node-1..count with InternalIPs .1.. of a
+// loopback block of their own and starts their agents (closed by
+// t.Cleanup).
+func fcStartNodes(e *cloudE2E, count int) []*fcNode {
 	e.t.Helper()
+	lo := loopback.Reserve(e.t)
 	var nodes []*fcNode
 	for i := 1; i <= count; i++ {
 		name := fmt.Sprintf("node-%d", i)
-		ip := netip.AddrFrom4([4]byte{127, 216, byte(subnet), byte(i)})
+		ip := lo.Addr(byte(i))
 		agent, err := nodeagent.New(name, ip.String())
 		if err != nil {
 			e.t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/extlb/extlb/providers/fake"
 	"github.com/extlb/extlb/providers/fake/api"
+	"github.com/extlb/extlb/test/loopback"
 )
 
 // TestFakeCloudCarriesTrafficToNodeAgents: TCP and UDP through a Service's
@@ -24,9 +25,9 @@ import (
 // (its agent stops serving the health-checked port) and a deleted Node stop
 // getting traffic, while the other nodes keep answering everything.
 func TestFakeCloudCarriesTrafficToNodeAgents(t *testing.T) {
-	vips := netip.MustParsePrefix("127.216.101.0/24")
+	vips := loopback.Reserve(t).Prefix()
 	e := newCloudE2E(t, fcCluster)
-	nodes := fcStartNodes(e, 1, 3)
+	nodes := fcStartNodes(e, 3)
 	e.run(e.buildProvider(fake.NewBuilder(), "--fake-vip-range="+vips.String(), "--fake-health-check-interval=100ms"))
 
 	// The fake cloud health-checks an externalTrafficPolicy: Cluster
@@ -76,9 +77,9 @@ func TestFakeCloudCarriesTrafficToNodeAgents(t *testing.T) {
 // healthCheckNodePort, so traffic reaches only the nodes whose agent
 // reports a local endpoint, and follows the endpoint when it moves.
 func TestFakeCloudLocalPolicySendsOnlyToNodesWithEndpoints(t *testing.T) {
-	vips := netip.MustParsePrefix("127.216.102.0/24")
+	vips := loopback.Reserve(t).Prefix()
 	e := newCloudE2E(t, fcCluster)
-	nodes := fcStartNodes(e, 2, 3)
+	nodes := fcStartNodes(e, 3)
 	e.run(e.buildProvider(fake.NewBuilder(), "--fake-vip-range="+vips.String(), "--fake-health-check-interval=100ms"))
 
 	local := e.service("local", nil, tcpServicePort("http", 18090), udpServicePort("stream", 18091))
@@ -113,14 +114,15 @@ func TestFakeCloudLocalPolicySendsOnlyToNodesWithEndpoints(t *testing.T) {
 // address outside loadBalancerSourceRanges gets no TCP answer and no UDP
 // reply, one inside does; widening the ranges lets the first one in.
 func TestFakeCloudSourceRangesRefuseOtherClients(t *testing.T) {
-	vips := netip.MustParsePrefix("127.216.103.0/24")
-	allowed, other := netip.MustParseAddr("127.216.203.7"), netip.MustParseAddr("127.216.204.7")
+	vips := loopback.Reserve(t).Prefix()
+	allowedClients, otherClients := loopback.Reserve(t), loopback.Reserve(t)
+	allowed, other := allowedClients.Addr(7), otherClients.Addr(7)
 	e := newCloudE2E(t, fcCluster)
-	nodes := fcStartNodes(e, 3, 2)
+	nodes := fcStartNodes(e, 2)
 	e.run(e.buildProvider(fake.NewBuilder(), "--fake-vip-range="+vips.String(), "--fake-health-check-interval=100ms"))
 
 	restricted := e.service("restricted", nil, tcpServicePort("http", 18100), udpServicePort("dns", 18101))
-	restricted.Spec.LoadBalancerSourceRanges = []string{"127.216.203.0/24"}
+	restricted.Spec.LoadBalancerSourceRanges = []string{allowedClients.String()}
 	createService(t, e.admin, restricted)
 	svc := e.get("restricted")
 	for _, n := range nodes {
@@ -139,7 +141,7 @@ func TestFakeCloudSourceRangesRefuseOtherClients(t *testing.T) {
 	}
 
 	updateService(t, e.admin, e.ns, "restricted", func(s *v1.Service) {
-		s.Spec.LoadBalancerSourceRanges = append(s.Spec.LoadBalancerSourceRanges, "127.216.204.0/24")
+		s.Spec.LoadBalancerSourceRanges = append(s.Spec.LoadBalancerSourceRanges, otherClients.String())
 	})
 	fcEventually(t, 20*time.Second, "the widened source ranges let "+other.String()+" in", func() fcTraffic { return fcTCPRound(web, other, 4) }, fcExactly("node-1", "node-2"))
 	fcExpect(t, "UDP from the added range", fcUDPRound(dns, other, 4, 2*time.Second), "node-1", "node-2")
@@ -151,10 +153,11 @@ func TestFakeCloudSourceRangesRefuseOtherClients(t *testing.T) {
 // Service shows), and after the Services are deleted no load balancer is
 // left.
 func TestFakeCloudConvergesThroughFaultsWithoutLeaks(t *testing.T) {
-	srv := fcStandaloneCloud(t, "--fake-vip-range=127.216.104.0/24",
+	vips := loopback.Reserve(t).Prefix()
+	srv := fcStandaloneCloud(t, "--fake-vip-range="+vips.String(),
 		"--fake-error-rate=0.3", "--fake-throttle-rate=0.3", "--fake-retry-after=1", "--fake-seed=7")
 	e := newCloudE2E(t, fcCluster)
-	fcStartNodes(e, 4, 3)
+	fcStartNodes(e, 3)
 	e.run(e.buildProvider(fake.NewBuilder(), "--fake-endpoint="+srv.URL(), "--fake-retry-wait-max=1s"))
 
 	const count = 5
@@ -162,7 +165,7 @@ func TestFakeCloudConvergesThroughFaultsWithoutLeaks(t *testing.T) {
 		createService(t, e.admin, e.service(fmt.Sprintf("svc-%d", i), nil, tcpServicePort("http", int32(18200+i))))
 	}
 	for i := range count {
-		fcWaitAddress(e, fmt.Sprintf("svc-%d", i), netip.MustParsePrefix("127.216.104.0/24"))
+		fcWaitAddress(e, fmt.Sprintf("svc-%d", i), vips)
 	}
 	lbs := fcListLoadBalancers(t, srv.URL())
 	if len(lbs) != count {
@@ -220,7 +223,7 @@ func TestFakeCloudConvergesThroughFaultsWithoutLeaks(t *testing.T) {
 // straight to a fake cloud's API: each gets a 400 whose body names the
 // field, and nothing is created.
 func TestFakeCloudRefusesBadRequestsNamingTheField(t *testing.T) {
-	srv := fcStandaloneCloud(t, "--fake-vip-range=127.216.105.0/24")
+	srv := fcStandaloneCloud(t, "--fake-vip-range="+loopback.Reserve(t).String())
 	good := `{"protocol":"TCP","port":18300,"backendPort":30000}`
 	for _, tc := range []struct {
 		desc, path, body, field string

@@ -20,6 +20,7 @@ import (
 
 	"github.com/extlb/extlb/fake/cluster"
 	"github.com/extlb/extlb/fake/cluster/clustertest"
+	"github.com/extlb/extlb/test/loopback"
 )
 
 // TestControllerProcessKilledAndRestarted runs the real binaries: `extlb
@@ -38,11 +39,11 @@ func TestControllerProcessKilledAndRestarted(t *testing.T) {
 	if err := cluster.WriteKubeconfig(kubeconfig, e.cfg); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.admin.CoreV1().Nodes().Create(t.Context(), newNode("node-1", "127.0.2.1", nil), metav1.CreateOptions{}); err != nil {
+	if _, err := e.admin.CoreV1().Nodes().Create(t.Context(), newNode("node-1", loopback.Reserve(t).IP(1), nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	cloudAddr := freeAddr(t)
-	startProcess(t, bin, "fake", "--fake-listen="+cloudAddr, "--fake-vip-range=127.218.0.0/24", "--fake-latency=700ms")
+	startProcess(t, bin, "fake", "--fake-listen="+cloudAddr, "--fake-vip-range="+loopback.Reserve(t).String(), "--fake-latency=700ms")
 	cloudURL := "http://" + cloudAddr
 	eventually(t, 20*time.Second, "fake cloud up", func(context.Context) (bool, string) {
 		code, body := httpGet(t, cloudURL+"/healthz")

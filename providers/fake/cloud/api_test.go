@@ -18,7 +18,7 @@ const validSpec = `{"spec":{"ports":[{"protocol":"TCP","port":8080,"backendPort"
 
 func TestBadRequestsGet400NamingTheField(t *testing.T) {
 	t.Parallel()
-	s := startCloud(t, 8)
+	s := startCloud(t)
 	c := apiClient{t: t, url: s.URL()}
 	for _, tc := range []struct {
 		desc, name, body, field string
@@ -82,7 +82,7 @@ func TestBadRequestsGet400NamingTheField(t *testing.T) {
 
 func TestBearerTokenIsEnforced(t *testing.T) {
 	t.Parallel()
-	s := startCloud(t, 9, func(c *cloud.Config) { c.Token = "s3cret" })
+	s := startCloud(t, func(c *cloud.Config) { c.Token = "s3cret" })
 	for _, tc := range []struct {
 		desc, token, path string
 		want              int
@@ -124,7 +124,7 @@ func TestNonLoopbackListenNeedsToken(t *testing.T) {
 
 func TestLifecycleCreateGetListDelete(t *testing.T) {
 	t.Parallel()
-	s := startCloud(t, 10)
+	s := startCloud(t)
 	c := apiClient{t: t, url: s.URL()}
 	code, _ := c.do(http.MethodPut, "/v1/loadbalancers/web", validSpec)
 	if code != http.StatusCreated {
@@ -159,7 +159,7 @@ func TestLifecycleCreateGetListDelete(t *testing.T) {
 
 func TestFaultInjection(t *testing.T) {
 	t.Parallel()
-	s := startCloud(t, 11)
+	s := startCloud(t)
 	c := apiClient{t: t, url: s.URL()}
 
 	put := func(body string) {
@@ -231,7 +231,7 @@ func TestOutageFlagStartsAtServerStart(t *testing.T) {
 	if err := cfg.Complete(); err != nil {
 		t.Fatal(err)
 	}
-	s := startCloud(t, 12, func(c *cloud.Config) { c.Faults = cfg.Faults })
+	s := startCloud(t, func(c *cloud.Config) { c.Faults = cfg.Faults })
 	resp, err := http.Get(s.URL() + "/v1/loadbalancers")
 	if err != nil || resp.StatusCode != 503 {
 		t.Fatalf("during the outage window: %v %v", resp.StatusCode, err)

@@ -17,16 +17,19 @@ import (
 	"github.com/extlb/extlb/fake/nodeagent"
 	"github.com/extlb/extlb/providers/fake/api"
 	"github.com/extlb/extlb/providers/fake/cloud"
+	"github.com/extlb/extlb/test/loopback"
 )
 
-// Each test uses its own addresses: nodes in 127.201.<n>.0/24, VIPs in
-// 127.202.<n>.0/24, clients in 127.203.<n>.0/24, with n unique per test.
+// Each test uses addresses of its own: startCloud takes the VIPs from a
+// loopback block it reserves (test/loopback), startNodes puts the nodes on
+// another, and a test that needs clients at given addresses reserves a
+// block for them.
 
-func startCloud(t testing.TB, n int, tweaks ...func(*cloud.Config)) *cloud.Server {
+func startCloud(t testing.TB, tweaks ...func(*cloud.Config)) *cloud.Server {
 	t.Helper()
 	cfg := cloud.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
-	cfg.VIPRange = fmt.Sprintf("127.202.%d.0/24", n)
+	cfg.VIPRange = loopback.Reserve(t).String()
 	cfg.UDPIdleTimeout = 2 * time.Second
 	for _, tw := range tweaks {
 		tw(&cfg)
@@ -49,13 +52,14 @@ func startCloud(t testing.TB, n int, tweaks ...func(*cloud.Config)) *cloud.Serve
 	return s
 }
 
-// startNodes starts node agents node-0, node-1, ... on 127.201.<n>.1, .2, ...
-// each serving svcs.
-func startNodes(t testing.TB, n, count int, svcs ...nodeagent.ServicePorts) []*nodeagent.Agent {
+// startNodes starts node agents node-0, node-1, ... on .1, .2, ... of a
+// loopback block of their own, each serving svcs.
+func startNodes(t testing.TB, count int, svcs ...nodeagent.ServicePorts) []*nodeagent.Agent {
 	t.Helper()
+	lo := loopback.Reserve(t)
 	var agents []*nodeagent.Agent
 	for i := range count {
-		a, err := nodeagent.New(fmt.Sprintf("node-%d", i), fmt.Sprintf("127.201.%d.%d", n, i+1))
+		a, err := nodeagent.New(fmt.Sprintf("node-%d", i), lo.IP(byte(i+1)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,8 +241,6 @@ func vipPort(t *testing.T, lb api.LoadBalancer, port int) netip.AddrPort {
 	}
 	return netip.AddrPortFrom(a, uint16(port))
 }
-
-func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func tcpPort(port, backend int) api.Port {
 	return api.Port{Protocol: api.ProtocolTCP, Port: port, BackendPort: backend}

@@ -3,7 +3,6 @@ package cloud_test
 import (
 	"bytes"
 	"crypto/rand"
-	"fmt"
 	"io"
 	"net/netip"
 	"strings"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/extlb/extlb/fake/nodeagent"
 	"github.com/extlb/extlb/providers/fake/api"
+	"github.com/extlb/extlb/providers/fake/cloud"
+	"github.com/extlb/extlb/test/loopback"
 )
 
 var webSvc = nodeagent.ServicePorts{Name: "default/web", Ports: []nodeagent.Port{
@@ -22,16 +23,17 @@ var webSvc = nodeagent.ServicePorts{Name: "default/web", Ports: []nodeagent.Port
 
 func TestTrafficFlowsThroughVIPToEveryNode(t *testing.T) {
 	t.Parallel()
-	s := startCloud(t, 1)
-	nodes := startNodes(t, 1, 3, webSvc)
+	var vips string
+	s := startCloud(t, func(c *cloud.Config) { vips = c.VIPRange })
+	nodes := startNodes(t, 3, webSvc)
 	c := apiClient{t: t, url: s.URL()}
 	// Port 8053 twice: UDP and TCP in one load balancer.
 	lb := c.put("web", api.LoadBalancerSpec{
 		Ports:    []api.Port{tcpPort(8080, 30080), udpPort(8053, 30053), tcpPort(8053, 30054)},
 		Backends: backendsOf(nodes),
 	})
-	if !strings.HasPrefix(lb.Status.Address, "127.202.1.") {
-		t.Fatalf("address %q not from the VIP range", lb.Status.Address)
+	if a, err := netip.ParseAddr(lb.Status.Address); err != nil || !netip.MustParsePrefix(vips).Contains(a) {
+		t.Fatalf("address %q not from the VIP range %s", lb.Status.Address, vips)
 	}
 
 	t.Run("TCP reaches every node", func(t *testing.T) {
@@ -97,8 +99,8 @@ func TestTrafficFlowsThroughVIPToEveryNode(t *testing.T) {
 
 func TestRemovedBackendStopsGettingTraffic(t *testing.T) {
 	t.Parallel()
-	s := startCloud(t, 2)
-	nodes := startNodes(t, 2, 3, webSvc)
+	s := startCloud(t)
+	nodes := startNodes(t, 3, webSvc)
 	c := apiClient{t: t, url: s.URL()}
 	spec := api.LoadBalancerSpec{Ports: []api.Port{tcpPort(8080, 30080), udpPort(8053, 30053)}, Backends: backendsOf(nodes)}
 	lb := c.put("web", spec)
@@ -125,12 +127,12 @@ func TestRemovedBackendStopsGettingTraffic(t *testing.T) {
 
 func TestFailingTCPHealthCheckStopsTraffic(t *testing.T) {
 	t.Parallel()
-	s := startCloud(t, 3)
+	s := startCloud(t)
 	// Traffic goes to 30080 on both nodes; the health check probes 30090,
 	// which only node-0 serves at first. node-1's traffic port works, so
 	// only the health check can keep traffic away from it.
 	probe := nodeagent.ServicePorts{Name: "default/probe", Ports: []nodeagent.Port{{Protocol: nodeagent.TCP, NodePort: 30090}}}
-	nodes := startNodes(t, 3, 2, webSvc)
+	nodes := startNodes(t, 2, webSvc)
 	if err := nodes[0].SetServices([]nodeagent.ServicePorts{webSvc, probe}); err != nil {
 		t.Fatal(err)
 	}
@@ -169,10 +171,10 @@ func TestFailingTCPHealthCheckStopsTraffic(t *testing.T) {
 
 func TestExternalTrafficPolicyLocalSendsOnlyToNodesWithEndpoints(t *testing.T) {
 	t.Parallel()
-	s := startCloud(t, 4)
+	s := startCloud(t)
 	svc := webSvc
 	svc.HealthCheckNodePort = 32000
-	nodes := startNodes(t, 4, 3, svc)
+	nodes := startNodes(t, 3, svc)
 	nodes[1].SetLocalEndpoints(map[string]int{"default/web": 1})
 	c := apiClient{t: t, url: s.URL()}
 	lb := c.put("web", api.LoadBalancerSpec{
@@ -201,15 +203,16 @@ func TestExternalTrafficPolicyLocalSendsOnlyToNodesWithEndpoints(t *testing.T) {
 
 func TestSourceRangesRefuseOtherClients(t *testing.T) {
 	t.Parallel()
-	s := startCloud(t, 5)
-	nodes := startNodes(t, 5, 1, webSvc)
+	clients := loopback.Reserve(t)
+	s := startCloud(t)
+	nodes := startNodes(t, 1, webSvc)
 	c := apiClient{t: t, url: s.URL()}
 	lb := c.put("web", api.LoadBalancerSpec{
 		Ports:        []api.Port{tcpPort(8080, 30080), udpPort(8053, 30053)},
 		Backends:     backendsOf(nodes),
-		SourceRanges: []string{"127.203.5.0/30", "10.0.0.0/8"},
+		SourceRanges: []string{clients.Sub(0, 30).String(), "10.0.0.0/8"},
 	})
-	allowed, denied := mustAddr("127.203.5.2"), mustAddr("127.203.5.9")
+	allowed, denied := clients.Addr(2), clients.Addr(9)
 
 	if _, _, node, err := dialTCP(t, allowed, vipPort(t, lb, 8080)); err != nil || node != "node-0" {
 		t.Errorf("allowed client: node %q, err %v", node, err)
@@ -227,12 +230,13 @@ func TestSourceRangesRefuseOtherClients(t *testing.T) {
 
 func TestSessionAffinityPinsEachClient(t *testing.T) {
 	t.Parallel()
-	s := startCloud(t, 6)
-	nodes := startNodes(t, 6, 3, webSvc)
+	clients := loopback.Reserve(t)
+	s := startCloud(t)
+	nodes := startNodes(t, 3, webSvc)
 	c := apiClient{t: t, url: s.URL()}
 	spec := api.LoadBalancerSpec{Ports: []api.Port{tcpPort(8080, 30080)}, Backends: backendsOf(nodes)}
 	lb := c.put("web", spec)
-	client := mustAddr("127.203.6.1")
+	client := clients.Addr(1)
 	if got := whoAnswers(t, client, vipPort(t, lb, 8080), 6); len(got) != 3 {
 		t.Fatalf("without affinity one client should spread over 3 nodes: %v", got)
 	}
@@ -241,7 +245,7 @@ func TestSessionAffinityPinsEachClient(t *testing.T) {
 	c.put("web", spec)
 	pinned := map[string]bool{}
 	for i := 1; i <= 3; i++ {
-		client := mustAddr(fmt.Sprintf("127.203.6.%d", i+1))
+		client := clients.Addr(byte(i + 1))
 		got := whoAnswers(t, client, vipPort(t, lb, 8080), 6)
 		if len(got) != 1 {
 			t.Errorf("client %s spread over %v, want one node", client, got)
@@ -257,8 +261,8 @@ func TestSessionAffinityPinsEachClient(t *testing.T) {
 
 func TestUpdateKeepsEstablishedConnections(t *testing.T) {
 	t.Parallel()
-	s := startCloud(t, 7)
-	nodes := startNodes(t, 7, 3, webSvc)
+	s := startCloud(t)
+	nodes := startNodes(t, 3, webSvc)
 	c := apiClient{t: t, url: s.URL()}
 	spec := api.LoadBalancerSpec{Ports: []api.Port{tcpPort(8080, 30080), tcpPort(8081, 30054)}, Backends: backendsOf(nodes[:1])}
 	lb := c.put("web", spec)
