@@ -316,6 +316,7 @@ func TestPoolStatusIsRateLimitedAndNotRewritten(t *testing.T) {
 		return n
 	}
 	const services = 30
+	before, start := statusWrites(), time.Now()
 	for i := range services {
 		env.mustEnsure(t, newService(fmt.Sprintf("s%d", i)))
 	}
@@ -323,13 +324,23 @@ func TestPoolStatusIsRateLimitedAndNotRewritten(t *testing.T) {
 	want := IPPoolStatus{AssignedIPv4: services, AvailableIPv4: 254 - services, AssignedIPv6: 1, AvailableIPv6: 1<<63 - 2}
 	eventually(t, "pool status", func() bool { return poolStatus(t, env, "lab") == want })
 	writes := statusWrites()
-	if writes > 10 {
-		t.Errorf("%d status writes for %d allocations; want them batched", writes, services+1)
+	// Batched: one write round per status interval at most, so the writes
+	// are bounded by the time the burst took, not by the allocations (a
+	// round under way at the start, one at once on the first kick, then one
+	// per interval). How long the burst takes is the machine's business.
+	elapsed := time.Since(start)
+	if bound := 2 + int(elapsed/env.provider.status.interval); writes-before > bound {
+		t.Errorf("%d status writes for %d allocations in %v, more than one per %v status interval (%d); want them batched",
+			writes-before, services+1, elapsed, env.provider.status.interval, bound)
+	} else {
+		t.Logf("%d status writes for %d allocations in %v", writes-before, services+1, elapsed)
 	}
 	for i := range services {
 		env.mustEnsure(t, newService(fmt.Sprintf("s%d", i)))
 	}
-	time.Sleep(200 * time.Millisecond) // ten status intervals
+	// Ten status intervals for a needless write to show up: a window for a
+	// bug to appear in, which a correct provider passes however slow.
+	time.Sleep(200 * time.Millisecond)
 	if after := statusWrites(); after != writes {
 		t.Errorf("%d status writes while nothing changed", after-writes)
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/mdlayher/arp"
@@ -154,6 +155,37 @@ func (c *NDPClient) Ask(ip netip.Addr, wait time.Duration) ([]net.HardwareAddr, 
 			if lla, ok := o.(*ndp.LinkLayerAddress); ok && lla.Direction == ndp.Target {
 				macs = append(macs, lla.Addr)
 			}
+		}
+	}
+}
+
+// AskUntilAnswered asks for ip like Ask, window after window of wait,
+// until a window brings an answer or timeout has passed, and returns the
+// distinct MACs that answered in that window (none when nothing did).
+// Use it where an answer is expected: a single window is a deadline on the
+// answer, which a loaded machine can miss; a late answer to one request is
+// read in the next window, together with the answer to the next request.
+func (c *ARPClient) AskUntilAnswered(ip netip.Addr, wait, timeout time.Duration) ([]net.HardwareAddr, error) {
+	return askUntilAnswered(func() ([]net.HardwareAddr, error) { return c.Ask(ip, wait) }, timeout)
+}
+
+// AskUntilAnswered is ARPClient.AskUntilAnswered for neighbor solicitations.
+func (c *NDPClient) AskUntilAnswered(ip netip.Addr, wait, timeout time.Duration) ([]net.HardwareAddr, error) {
+	return askUntilAnswered(func() ([]net.HardwareAddr, error) { return c.Ask(ip, wait) }, timeout)
+}
+
+func askUntilAnswered(ask func() ([]net.HardwareAddr, error), timeout time.Duration) ([]net.HardwareAddr, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		macs, err := ask()
+		if err != nil || len(macs) > 0 || time.Now().After(deadline) {
+			var distinct []net.HardwareAddr
+			for _, m := range macs {
+				if !slices.ContainsFunc(distinct, func(d net.HardwareAddr) bool { return d.String() == m.String() }) {
+					distinct = append(distinct, m)
+				}
+			}
+			return distinct, err
 		}
 	}
 }

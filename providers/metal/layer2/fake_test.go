@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,6 +97,8 @@ var errFakeClosed = errors.New("use of closed fake socket")
 type sentARP struct {
 	p   *arp.Packet
 	dst net.HardwareAddr
+	// seq numbers the socket's writes from 1, in the order they began.
+	seq int64
 }
 
 type fakeARP struct {
@@ -103,6 +106,7 @@ type fakeARP struct {
 	out    chan sentARP
 	once   sync.Once
 	closed chan struct{}
+	writes atomic.Int64 // writes begun so far
 }
 
 func (c *fakeARP) Read() (*arp.Packet, *ethernet.Frame, error) {
@@ -120,7 +124,7 @@ func (c *fakeARP) WriteTo(p *arp.Packet, dst net.HardwareAddr) error {
 		return errFakeClosed
 	default:
 	}
-	c.out <- sentARP{p, dst}
+	c.out <- sentARP{p: p, dst: dst, seq: c.writes.Add(1)}
 	return nil
 }
 
@@ -138,14 +142,15 @@ func (c *fakeARP) isClosed() bool {
 	}
 }
 
-// next returns the next frame the announcer sent, failing after a second.
+// next returns the next frame the announcer sent, failing after 5 s: a
+// deadline for a frame that is due, long enough for a loaded machine.
 func (c *fakeARP) next(t *testing.T) sentARP {
 	t.Helper()
 	select {
 	case s := <-c.out:
 		return s
-	case <-time.After(time.Second):
-		t.Fatal("announcer sent no ARP frame within 1s")
+	case <-time.After(5 * time.Second):
+		t.Fatal("announcer sent no ARP frame within 5s")
 		return sentARP{}
 	}
 }
@@ -219,8 +224,8 @@ func (c *fakeNDP) next(t *testing.T) sentNDP {
 	select {
 	case s := <-c.out:
 		return s
-	case <-time.After(time.Second):
-		t.Fatal("announcer sent no NDP message within 1s")
+	case <-time.After(5 * time.Second):
+		t.Fatal("announcer sent no NDP message within 5s")
 		return sentNDP{}
 	}
 }

@@ -60,7 +60,7 @@ func TestRealARPOnTheRightInterface(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	macs, err := c.Ask(vip, 300*time.Millisecond)
+	macs, err := c.AskUntilAnswered(vip, 300*time.Millisecond, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestRealARPOnTheRightInterface(t *testing.T) {
 	}
 	// The same socket does see answers on lan2: node-1's kernel answers for
 	// its own address there.
-	if macs, err := c2.Ask(netip.MustParseAddr("198.51.100.11"), 300*time.Millisecond); err != nil || len(macs) != 1 {
+	if macs, err := c2.AskUntilAnswered(netip.MustParseAddr("198.51.100.11"), 300*time.Millisecond, 5*time.Second); err != nil || len(macs) != 1 {
 		t.Errorf("control: answers for node-1's own lan2 address = %v (err %v), want 1", macs, err)
 	}
 }
@@ -98,7 +98,7 @@ func TestRealNDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	macs, err := c.Ask(vip, 300*time.Millisecond)
+	macs, err := c.AskUntilAnswered(vip, 300*time.Millisecond, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestRealNDP(t *testing.T) {
 	if err := x.client.SendUDP(vip); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := x.client.WaitNeighbor(vip, x.node1LAN.MAC, 2*time.Second); err != nil {
+	if _, err := x.client.WaitNeighbor(vip, x.node1LAN.MAC, 5*time.Second); err != nil {
 		t.Error(err)
 	}
 }
@@ -129,7 +129,7 @@ func TestRealTakeOverUpdatesNeighbors(t *testing.T) {
 			if err := x.client.SendUDP(vip); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := x.client.WaitNeighbor(vip, x.node1LAN.MAC, 2*time.Second); err != nil {
+			if _, err := x.client.WaitNeighbor(vip, x.node1LAN.MAC, 5*time.Second); err != nil {
 				t.Fatal(err)
 			}
 			a1.Close()
@@ -138,7 +138,7 @@ func TestRealTakeOverUpdatesNeighbors(t *testing.T) {
 			if err := a2.SetBalancer("default/web", vip); err != nil {
 				t.Fatal(err)
 			}
-			at, err := x.client.WaitNeighbor(vip, x.node2LAN.MAC, 2*time.Second)
+			at, err := x.client.WaitNeighbor(vip, x.node2LAN.MAC, 5*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,7 +162,7 @@ func TestRealNDPAnswersUnicastProbes(t *testing.T) {
 	if err := x.client.SendUDP(vip); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := x.client.WaitNeighbor(vip, x.node1LAN.MAC, 2*time.Second); err != nil {
+	if _, err := x.client.WaitNeighbor(vip, x.node1LAN.MAC, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	// Probe at once instead of after the 5 s delay.

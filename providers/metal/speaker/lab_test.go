@@ -243,9 +243,23 @@ func expectedOwner(addr netip.Addr, live ...string) string {
 }
 
 // ask sends one ARP request (IPv4) or neighbor solicitation (IPv6) from the
-// client on link and returns the answering nodes' names (MACs unknown to the
-// cluster are returned as MACs).
+// client on link and returns the names of the nodes that answered within
+// wait (MACs unknown to the cluster are returned as MACs). One window is
+// right where no answer is expected; where one is, use askAnswered.
 func (c *testbed) ask(link netns.Link, addr netip.Addr, wait time.Duration) []string {
+	c.t.Helper()
+	return c.askUntil(link, addr, wait, 0)
+}
+
+// askAnswered asks window after window of wait until some node answers
+// (5 s at most) and returns the distinct nodes that answered in that window.
+func (c *testbed) askAnswered(link netns.Link, addr netip.Addr, wait time.Duration) []string {
+	c.t.Helper()
+	return c.askUntil(link, addr, wait, 5*time.Second)
+}
+
+// askUntil is ask (timeout 0) or askAnswered (timeout > 0).
+func (c *testbed) askUntil(link netns.Link, addr netip.Addr, wait, timeout time.Duration) []string {
 	t := c.t
 	t.Helper()
 	var macs []net.HardwareAddr
@@ -255,7 +269,12 @@ func (c *testbed) ask(link netns.Link, addr netip.Addr, wait time.Duration) []st
 			t.Fatal(err)
 		}
 		defer ac.Close()
-		if macs, err = ac.Ask(addr, wait); err != nil {
+		if timeout > 0 {
+			macs, err = ac.AskUntilAnswered(addr, wait, timeout)
+		} else {
+			macs, err = ac.Ask(addr, wait)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 	} else {
@@ -264,7 +283,12 @@ func (c *testbed) ask(link netns.Link, addr netip.Addr, wait time.Duration) []st
 			t.Fatal(err)
 		}
 		defer nc.Close()
-		if macs, err = nc.Ask(addr, wait); err != nil {
+		if timeout > 0 {
+			macs, err = nc.AskUntilAnswered(addr, wait, timeout)
+		} else {
+			macs, err = nc.Ask(addr, wait)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -31,7 +31,7 @@ func TestOnlyTheElectedNodeAnswers(t *testing.T) {
 		want := expectedOwner(addr, nodeNames...)
 		c.waitOwner(addr, want, 5*time.Second)
 		// Asked again, still one answer: no second node chimes in late.
-		if got := c.ask(c.clientLAN, addr, 300*time.Millisecond); !slices.Equal(got, []string{want}) {
+		if got := c.askAnswered(c.clientLAN, addr, 300*time.Millisecond); !slices.Equal(got, []string{want}) {
 			t.Errorf("answers for %s = %v, want only %s", addr, got, want)
 		}
 		t.Logf("%s is answered by %s only", addr, want)
@@ -157,7 +157,7 @@ func TestWrongInterfaceStaysSilent(t *testing.T) {
 		t.Errorf("answers for %s on 198.51.100.0/24: %v, want none", addr, got)
 	}
 	// Control: the client's socket on that segment does hear node-1.
-	if got := c.ask(c.client2, netip.MustParseAddr("198.51.100.11"), 300*time.Millisecond); len(got) != 1 {
+	if got := c.askAnswered(c.client2, netip.MustParseAddr("198.51.100.11"), 300*time.Millisecond); len(got) != 1 {
 		t.Errorf("control: answers for node-1's own 198.51.100.11: %v, want one", got)
 	}
 }

@@ -68,20 +68,33 @@ func TestSpeakerProcesses(t *testing.T) {
 	c.waitOwner(vip, owner, 15*time.Second)
 	c.resolveInKernel(vip, owner)
 
-	metrics, err := c.nodes[owner].host.HTTPGet(netip.MustParseAddrPort("127.0.0.1:7473"), "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{
-		`extlb_speaker_layer2_announced_addresses{interface="` + c.nodes[owner].lan.Name + `",protocol="arp"} 1`,
-		`extlb_speaker_liveness_live_peers 2`,
-	} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("%s's /metrics lacks %q", owner, want)
+	// The owner answering does not mean each gauge was updated yet (the
+	// live-peers gauge follows the heartbeats): wait for what /metrics must
+	// show, within a deadline.
+	var missing []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		metrics, err := c.nodes[owner].host.HTTPGet(netip.MustParseAddrPort("127.0.0.1:7473"), "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		missing = nil
+		for _, want := range []string{
+			`extlb_speaker_layer2_announced_addresses{interface="` + c.nodes[owner].lan.Name + `",protocol="arp"} 1`,
+			`extlb_speaker_liveness_live_peers 2`,
+		} {
+			if !strings.Contains(metrics, want) {
+				missing = append(missing, want)
+			}
+		}
+		if !regexp.MustCompile(`extlb_speaker_layer2_gratuitous_sent_total\{[^}]*\} [1-9]`).MatchString(metrics) {
+			missing = append(missing, "a gratuitous ARP sent (extlb_speaker_layer2_gratuitous_sent_total > 0)")
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
 		}
 	}
-	if !regexp.MustCompile(`extlb_speaker_layer2_gratuitous_sent_total\{[^}]*\} [1-9]`).MatchString(metrics) {
-		t.Errorf("%s's /metrics shows no gratuitous ARP sent", owner)
+	for _, m := range missing {
+		t.Errorf("%s's /metrics lacks %s", owner, m)
 	}
 
 	// Crash: SIGKILL, nobody is told.

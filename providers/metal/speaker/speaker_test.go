@@ -169,6 +169,16 @@ func TestSpeakerAnnouncesWhatItWins(t *testing.T) {
 			h := runSpeaker(t, tc.node, append(threeNodes(tc.nodes), tc.objs...)...)
 			h.waitAnnounced(t, tc.want)
 			waitReady(t, h.speaker)
+			// Ready comes after the first sync: what the announcer holds now
+			// is the speaker's answer. (A want of nothing is met before the
+			// speaker did anything, so the wait above alone proves nothing.)
+			got := map[string]string{}
+			for k, v := range h.announcer.snapshot() {
+				got[k] = v.String()
+			}
+			if !maps.Equal(got, tc.want) {
+				t.Errorf("after the first sync the announcer holds %v, want %v", got, tc.want)
+			}
 		})
 	}
 }

@@ -160,29 +160,31 @@ func TestCrashIsDetectedAfterSilence(t *testing.T) {
 	const deadAfter = 200 * time.Millisecond
 	ms := cluster(t, deadAfter, nil, nil, nil)
 	waitFor(t, "node-1 to see all", func() bool { return liveSet(ms[0]) == "node-1,node-2,node-3" })
-	crashed := time.Now()
 	ms[2].Close()
-	waitFor(t, "node-1 to drop node-3", func() bool { return liveSet(ms[0]) == "node-1,node-2" })
+	dropped := waitFor(t, "node-1 to drop node-3", func() bool { return liveSet(ms[0]) == "node-1,node-2" })
 	// Dropping a peer earlier than its silence allows would mean flapping.
-	if d := time.Since(crashed); d < deadAfter-ms[0].interval {
-		t.Errorf("node-3 declared dead %v after it went silent, before dead-after %v", d, deadAfter)
+	// The silence starts at the last heartbeat node-1 heard, which a loaded
+	// machine may have sent well before the Close: measured from there, not
+	// from the Close, the bound holds however late heartbeats were.
+	ms[0].mu.Lock()
+	lastHeard := ms[0].state["node-3"].seen
+	ms[0].mu.Unlock()
+	if d := dropped.Sub(lastHeard); d < deadAfter {
+		t.Errorf("node-3 declared dead %v after node-1 last heard it, before dead-after %v", d, deadAfter)
 	}
-	if got := liveSet(ms[1]); got != "node-1,node-2" {
-		t.Errorf("node-2 sees %s", got)
-	}
+	// node-2 notices on its own clock, a little earlier or later.
+	waitFor(t, "node-2 to drop node-3", func() bool { return liveSet(ms[1]) == "node-1,node-2" })
 }
 
 func TestLeaveIsActedOnAtOnce(t *testing.T) {
-	// A long dead-after: only the leave datagram can explain a quick drop.
-	const deadAfter = 3 * time.Second
+	// A dead-after far beyond the test's wait: only the leave datagram can
+	// explain a drop at all, so no stopwatch is needed to tell it from an
+	// expiry.
+	const deadAfter = time.Hour
 	ms := cluster(t, deadAfter, nil, nil, nil)
 	waitFor(t, "node-1 to see all", func() bool { return liveSet(ms[0]) == "node-1,node-2,node-3" })
-	left := time.Now()
 	ms[2].Leave()
-	at := waitFor(t, "node-1 to drop node-3", func() bool { return liveSet(ms[0]) == "node-1,node-2" })
-	if at.Sub(left) >= deadAfter {
-		t.Errorf("node-3 dropped %v after leaving: by expiry, not by its leave", at.Sub(left))
-	}
+	waitFor(t, "node-1 to drop node-3 on its leave", func() bool { return liveSet(ms[0]) == "node-1,node-2" })
 	if ms[2].Live()["node-3"] {
 		t.Error("a leaving speaker still counts itself live")
 	}
