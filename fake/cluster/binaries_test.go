@@ -13,11 +13,12 @@ import (
 	"time"
 )
 
-// fakeBuild is a buildFunc that writes a small executable after an
-// optional delay, counting its calls.
+// fakeBuild is a buildFunc that writes a small executable, counting its
+// calls; with hold set, each build waits for hold to close before it
+// finishes.
 type fakeBuild struct {
 	calls   atomic.Int32
-	delay   time.Duration
+	hold    chan struct{}
 	started chan string // receives the output path of each build, if non-nil
 	fail    error
 }
@@ -32,7 +33,9 @@ func (f *fakeBuild) build(ctx context.Context, srcDir, ldflags, out string) erro
 	if err := os.WriteFile(out, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		return err
 	}
-	time.Sleep(f.delay)
+	if f.hold != nil {
+		<-f.hold
+	}
 	if f.fail != nil {
 		return f.fail
 	}
@@ -95,15 +98,24 @@ func TestBuilderConcurrentCallersBuildOnce(t *testing.T) {
 	t.Setenv(EnvKubeAPIServer, "")
 	t.Setenv(EnvEtcd, "")
 	cacheDir := t.TempDir()
-	f := &fakeBuild{delay: 300 * time.Millisecond, started: make(chan string, 4)}
+	f := &fakeBuild{hold: make(chan struct{}), started: make(chan string, 4)}
 	var progressA, progressB syncBuffer
 	a := newTestBuilder(t, cacheDir, f, &progressA)
 	b := newTestBuilder(t, cacheDir, f, &progressB)
 
 	errs := make(chan error, 2)
 	go func() { _, err := a.ensure(t.Context()); errs <- err }()
-	<-f.started // a holds the lock and is building
+	<-f.started // a holds the lock and is building, until hold closes
 	go func() { _, err := b.ensure(t.Context()); errs <- err }()
+	// a's build goes on until b has found the lock taken and said so, not
+	// for a fixed time b might not get to run in.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(progressB.String(), "another process is building"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(f.hold)
+			t.Fatalf("the waiting caller did not say it was waiting:\n%s", progressB.String())
+		}
+	}
+	close(f.hold)
 	for range 2 {
 		if err := <-errs; err != nil {
 			t.Fatalf("ensure: %v", err)
@@ -111,9 +123,6 @@ func TestBuilderConcurrentCallersBuildOnce(t *testing.T) {
 	}
 	if got := f.calls.Load(); got != 2 {
 		t.Fatalf("two concurrent callers built %d times, want 2 (each component once)", got)
-	}
-	if !strings.Contains(progressB.String(), "another process is building") {
-		t.Errorf("the waiting caller did not say it was waiting:\n%s", progressB.String())
 	}
 	for _, name := range []string{"etcd", "kube-apiserver"} {
 		data, err := os.ReadFile(filepath.Join(cacheDir, name))
