@@ -110,6 +110,8 @@ func TestOtherClassesAreUntouched(t *testing.T) {
 		_, ok := lbFor(mem, ns, "ours")
 		return ok, "not yet"
 	})
+	// A window for a wrong touch by another worker to land: it can only
+	// hide a bug, never fail a correct controller.
 	time.Sleep(500 * time.Millisecond)
 	for _, name := range []string{"other", "noclass"} {
 		svc, err := getService(t.Context(), admin, ns, name)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/extlb/extlb/controller/manager"
 	memprovider "github.com/extlb/extlb/fake/memory"
+	"github.com/extlb/extlb/test/loopback"
 )
 
 // TestLeaderElection runs two controllers against one API server: only the
@@ -69,6 +69,8 @@ func TestLeaderElection(t *testing.T) {
 				_, ok := lbFor(memA, ns, "first")
 				return ok, "leader a has no load balancer"
 			})
+			// A window for the standby to act wrongly in (a negative check:
+			// it cannot fail a correct standby, however slow the machine).
 			time.Sleep(time.Second)
 			if n := memB.CountCalls(""); n != 0 {
 				t.Fatalf("the standby called its provider %d times", n)
@@ -77,15 +79,15 @@ func TestLeaderElection(t *testing.T) {
 			stopped := time.Now()
 			tc.stopLeader(t, a, link)
 			createService(t, admin, newService(ns, "second", class))
+			// The wait's deadline is the bound: a lease, then time for the
+			// sync. How fast the take-over is on this machine is logged, not
+			// asserted (test/bench is where timing is measured).
 			eventually(t, lease+10*time.Second, "the standby takes over", func(context.Context) (bool, string) {
 				_, ok := lbFor(memB, ns, "second")
 				return ok, "b has not served the new Service"
 			})
 			took := time.Since(stopped)
 			t.Logf("take-over after the leader stopped: %s (lease %s)", took.Round(10*time.Millisecond), lease)
-			if took > lease+4*time.Second { // generous: a correctness bound, not a speed check
-				t.Errorf("take-over took %s, more than the lease duration %s (+4s for the sync on a loaded machine)", took, lease)
-			}
 			if _, ok := lbFor(memA, ns, "second"); ok {
 				t.Error("the old leader also served the new Service")
 			}
@@ -163,14 +165,12 @@ func TestMetricsAndHealthEndpoints(t *testing.T) {
 	})
 }
 
+// freeAddr is a free TCP address for a server the test can only tell where
+// to listen: a port of a loopback block of the test's own, where no other
+// socket can take it before the server listens (see test/loopback).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return loopback.Reserve(t).FreePort(t, 1).String()
 }
 
 func httpGet(t *testing.T, url string) (int, string) {

@@ -50,11 +50,12 @@ func TestControllerAllocatesNodePortsTheAPIServerAccepts(t *testing.T) {
 }
 
 // TestNodePortChoiceRefusedByTheAPIServerIsRetried holds the controller's
-// first write of the Service back while the test changes the API server's
-// state behind the controller's view, so that its first choice is refused
-// for real: a port another Service took in the meantime (422) or a stale
-// resourceVersion (409). It must pick again and converge. The test waits
-// for the held write instead of guessing how long the controller takes.
+// first node-port write of the Service back while the test changes the API
+// server's state behind the controller's view, so that its first choice is
+// refused for real: a port another Service took in the meantime (422) or a
+// stale resourceVersion (409). It must pick again and converge. The test
+// waits for the held write instead of guessing how long the controller
+// takes to make it.
 func TestNodePortChoiceRefusedByTheAPIServerIsRetried(t *testing.T) {
 	for _, tc := range []struct {
 		desc string
@@ -96,9 +97,9 @@ func TestNodePortChoiceRefusedByTheAPIServerIsRetried(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := installController(t, c)
-			puts := &putRecorder{}
-			cfg.Wrap(puts.wrap)
-			hold := newPutHold()
+			writes := &writeRecorder{}
+			cfg.Wrap(writes.wrap)
+			hold := newWriteHold()
 			cfg.Wrap(hold.wrap)
 			mem := memprovider.New()
 			startController(t, cfg, mem, class, func(o *manager.Options) {
@@ -110,7 +111,7 @@ func TestNodePortChoiceRefusedByTheAPIServerIsRetried(t *testing.T) {
 			select {
 			case <-hold.held:
 			case <-time.After(30 * time.Second):
-				t.Fatal("the controller did not write the Service within 30s")
+				t.Fatal("the controller did not write the Service's node ports within 30s")
 			}
 			tc.interfere(t, c, ns, int32(predicted))
 			close(hold.release)
@@ -124,9 +125,9 @@ func TestNodePortChoiceRefusedByTheAPIServerIsRetried(t *testing.T) {
 				np := svc.Spec.Ports[0].NodePort
 				return ok && portRange.Contains(int(np)), fmt.Sprintf("node port %d, load balancer %v", np, ok)
 			})
-			codes := puts.codes()
+			codes := writes.codes()
 			if len(codes) < 2 || codes[0] != tc.wantCode || codes[len(codes)-1] != "200" {
-				t.Errorf("controller's node-port writes answered %v, want %s first and 200 last", codes, tc.wantCode)
+				t.Errorf("controller's node-port writes of the Service answered %v, want %s first and 200 last", codes, tc.wantCode)
 			}
 			svc, _ := getService(t.Context(), admin, ns, "web")
 			if tc.wantCode == "422" && svc.Spec.Ports[0].NodePort == int32(predicted) {
@@ -136,22 +137,26 @@ func TestNodePortChoiceRefusedByTheAPIServerIsRetried(t *testing.T) {
 	}
 }
 
-// isNodePortWrite reports whether req is the controller's write of node
-// ports: a JSON patch of a Service (not its status), guarded by the
-// resourceVersion it read.
+// isNodePortWrite reports whether req writes a Service's spec (not its
+// status): the controller's node-port write, an Update (PUT) or a JSON
+// patch guarded by the resourceVersion it read. Finalizers and status go
+// as strategic-merge patches.
 func isNodePortWrite(req *http.Request) bool {
-	return req.Method == http.MethodPatch && strings.Contains(req.URL.Path, "/services/") && !strings.HasSuffix(req.URL.Path, "/status") &&
-		strings.HasPrefix(req.Header.Get("Content-Type"), "application/json-patch+json")
+	if !strings.Contains(req.URL.Path, "/services/") || strings.HasSuffix(req.URL.Path, "/status") {
+		return false
+	}
+	return req.Method == http.MethodPut ||
+		req.Method == http.MethodPatch && strings.HasPrefix(req.Header.Get("Content-Type"), "application/json-patch+json")
 }
 
-// putRecorder records the status codes of the controller's node-port
+// writeRecorder records the status codes of the controller's node-port
 // writes.
-type putRecorder struct {
+type writeRecorder struct {
 	mu  sync.Mutex
 	got []string
 }
 
-func (p *putRecorder) wrap(rt http.RoundTripper) http.RoundTripper {
+func (p *writeRecorder) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripper(func(req *http.Request) (*http.Response, error) {
 		resp, err := rt.RoundTrip(req)
 		if isNodePortWrite(req) && err == nil {
@@ -163,7 +168,7 @@ func (p *putRecorder) wrap(rt http.RoundTripper) http.RoundTripper {
 	})
 }
 
-func (p *putRecorder) codes() []string {
+func (p *writeRecorder) codes() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.got...)
@@ -173,20 +178,20 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// putHold holds the first node-port write made through it until release
-// is closed: the write then carries the resourceVersion its client saw
-// before, whatever changed on the API server meanwhile.
-type putHold struct {
+// writeHold holds the first node-port write made through it until release
+// is closed: the write then carries what its client saw before, whatever
+// changed on the API server meanwhile.
+type writeHold struct {
 	once    sync.Once
-	held    chan struct{} // closed when the first PUT is waiting
+	held    chan struct{} // closed when the first write is waiting
 	release chan struct{}
 }
 
-func newPutHold() *putHold {
-	return &putHold{held: make(chan struct{}), release: make(chan struct{})}
+func newWriteHold() *writeHold {
+	return &writeHold{held: make(chan struct{}), release: make(chan struct{})}
 }
 
-func (h *putHold) wrap(rt http.RoundTripper) http.RoundTripper {
+func (h *writeHold) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripper(func(req *http.Request) (*http.Response, error) {
 		if isNodePortWrite(req) {
 			first := false
