@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // applied is what the controller last made true for one Service: the
@@ -20,6 +21,8 @@ type applied struct {
 	// it (they differ when the server normalises, say drops ipMode).
 	status v1.LoadBalancerStatus
 	sent   v1.LoadBalancerStatus
+	// condition is the ready condition written with it.
+	condition metav1.Condition
 	// elsewhere: the provider said another component implements this
 	// Service's load balancer; fingerprint is the Service it said so for.
 	elsewhere bool

@@ -40,10 +40,13 @@ type Controller struct {
 	servicesSynced cache.InformerSynced
 	nodesSynced    cache.InformerSynced
 
-	queue     workqueue.TypedRateLimitingInterface[string]
-	nodes     *nodeTracker
-	applied   appliedStore
-	allocator *NodePortAllocator
+	queue workqueue.TypedRateLimitingInterface[string]
+	// ownStatusWrites tells the watch events of our own status writes
+	// from changes of the Service.
+	ownStatusWrites ownWrites
+	nodes           *nodeTracker
+	applied         appliedStore
+	allocator       *NodePortAllocator
 }
 
 // New builds a controller. It registers event handlers on the factory's
@@ -183,6 +186,9 @@ func (c *Controller) onService(obj any) {
 	}
 	key := cache.MetaObjectToName(svc).String()
 	c.allocator.SetOwner(key, nodePortsOf(svc))
+	if c.ownStatusWrites.seen(key, svc.ResourceVersion) {
+		return // our own status write coming back: nothing changed
+	}
 	if c.serves(svc) || hasFinalizer(svc) || c.applied.has(key) {
 		c.queue.Add(key)
 	}
@@ -198,6 +204,7 @@ func (c *Controller) onServiceDelete(obj any) {
 	}
 	key := cache.MetaObjectToName(svc).String()
 	c.allocator.Release(key)
+	c.ownStatusWrites.forget(key)
 	if c.applied.has(key) {
 		c.queue.Add(key)
 	}

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 )
 
@@ -62,20 +64,78 @@ func (c *Controller) removeFinalizer(ctx context.Context, svc *v1.Service) error
 	return err
 }
 
-// patchStatus replaces status.loadBalancer on the status subresource and
-// returns the Service as the API server stored it.
-func (c *Controller) patchStatus(ctx context.Context, svc *v1.Service, status *v1.LoadBalancerStatus) (*v1.Service, error) {
-	ingress := status.Ingress
-	if ingress == nil {
-		ingress = []v1.LoadBalancerIngress{}
+// statusPatch is one write of the status subresource: the address, our
+// condition, or both. Conditions merge by type, so another controller's
+// conditions are never touched.
+type statusPatch struct {
+	// loadBalancer replaces status.loadBalancer when set.
+	loadBalancer *v1.LoadBalancerStatus
+	// condition sets ConditionLoadBalancerReady; dropCondition removes it.
+	condition     *metav1.Condition
+	dropCondition bool
+}
+
+// patchStatus writes p with a strategic-merge patch of the status
+// subresource and returns the Service as the API server stored it. Its
+// watch event does not sync the Service again (ownStatusWrites).
+func (c *Controller) patchStatus(ctx context.Context, svc *v1.Service, p statusPatch) (*v1.Service, error) {
+	status := map[string]any{}
+	if p.loadBalancer != nil {
+		ingress := p.loadBalancer.Ingress
+		if ingress == nil {
+			ingress = []v1.LoadBalancerIngress{}
+		}
+		status["loadBalancer"] = map[string]any{"ingress": ingress}
 	}
-	patch, err := json.Marshal(map[string]any{
-		"status": map[string]any{"loadBalancer": map[string]any{"ingress": ingress}},
-	})
+	switch {
+	case p.condition != nil:
+		status["conditions"] = []metav1.Condition{*p.condition}
+	case p.dropCondition:
+		status["conditions"] = []map[string]string{{"type": ConditionLoadBalancerReady, "$patch": "delete"}}
+	}
+	patch, err := json.Marshal(map[string]any{"status": status})
 	if err != nil {
 		return nil, fmt.Errorf("encoding status of service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
-	return c.patchService(ctx, svc, patch, "status")
+	out, err := c.patchService(ctx, svc, patch, "status")
+	if err == nil {
+		c.ownStatusWrites.record(cache.MetaObjectToName(out).String(), out.ResourceVersion)
+	}
+	return out, err
+}
+
+// ownWrites remembers, per Service, the resourceVersion of the controller's
+// last status write, so that the watch event it causes is not taken for a
+// change of the Service.
+type ownWrites struct {
+	mu sync.Mutex
+	rv map[string]string
+}
+
+func (o *ownWrites) record(key, rv string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.rv == nil {
+		o.rv = map[string]string{}
+	}
+	o.rv[key] = rv
+}
+
+// seen reports whether rv is our last status write of key, and forgets it.
+func (o *ownWrites) seen(key, rv string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.rv[key] != rv {
+		return false
+	}
+	delete(o.rv, key)
+	return true
+}
+
+func (o *ownWrites) forget(key string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.rv, key)
 }
 
 func (c *Controller) patchService(ctx context.Context, svc *v1.Service, patch []byte, subresource string) (*v1.Service, error) {

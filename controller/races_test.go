@@ -182,6 +182,7 @@ func TestNormalisedStatusIsNotWrittenAgain(t *testing.T) {
 		var patch struct {
 			Status struct {
 				LoadBalancer v1.LoadBalancerStatus `json:"loadBalancer"`
+				Conditions   []metav1.Condition    `json:"conditions"`
 			} `json:"status"`
 		}
 		if err := json.Unmarshal(pa.GetPatch(), &patch); err != nil {
@@ -193,6 +194,7 @@ func TestNormalisedStatusIsNotWrittenAgain(t *testing.T) {
 		}
 		svc := obj.(*v1.Service).DeepCopy()
 		svc.Status.LoadBalancer = patch.Status.LoadBalancer
+		svc.Status.Conditions = patch.Status.Conditions
 		for i := range svc.Status.LoadBalancer.Ingress {
 			svc.Status.LoadBalancer.Ingress[i].IPMode = nil
 		}

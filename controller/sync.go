@@ -9,6 +9,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 	cloudprovider "k8s.io/cloud-provider"
 	"k8s.io/cloud-provider/api"
@@ -69,7 +71,7 @@ func (c *Controller) ensure(ctx context.Context, key string, svc *v1.Service) er
 	nodes := c.nodes.current()
 	if err := providers.ValidateService(svc); err != nil {
 		c.keepLastGoodUpToDate(ctx, key, prev, nodes)
-		return &syncError{policy: retryNever, err: c.failSync(ctx, svc, err)}
+		return c.failEnsure(ctx, svc, retryNever, err)
 	}
 	fp := serviceFingerprint(svc)
 	var ownWrites []string
@@ -77,7 +79,7 @@ func (c *Controller) ensure(ctx context.Context, key string, svc *v1.Service) er
 		// Up to date: the Service still shows what we wrote, or the cache
 		// has not yet delivered our own write (its update requeues us).
 		upToDate := slices.Contains(prev.ownWrites, svc.ResourceVersion) ||
-			(hasFinalizer(svc) && statusEqual(&prev.status, &svc.Status.LoadBalancer))
+			(hasFinalizer(svc) && statusEqual(&prev.status, &svc.Status.LoadBalancer) && conditionCurrent(svc, prev.condition))
 		if upToDate {
 			if prev.nodeFingerprint == nodes.fingerprint {
 				return nil // nothing changed: no provider call, no write
@@ -114,7 +116,7 @@ func (c *Controller) ensure(ctx context.Context, key string, svc *v1.Service) er
 	if err == nil && status == nil {
 		// Upstream treats it as an error too: success without a status
 		// would clear the address.
-		err = errors.New("the provider returned neither a status nor an error")
+		err = errNoStatus
 	}
 	if err != nil {
 		policy := retryBackoff
@@ -122,17 +124,19 @@ func (c *Controller) ensure(ctx context.Context, key string, svc *v1.Service) er
 			c.keepLastGoodUpToDate(ctx, key, prev, nodes)
 			policy = retrySlow
 		}
-		return &syncError{policy: policy, err: c.failSync(ctx, svc, err)}
+		return c.failEnsure(ctx, svc, policy, err)
 	}
 	sent := c.withIPMode(status)
 	stored := svc.Status.LoadBalancer.DeepCopy()
+	cond := readyCondition(svc, metav1.ConditionTrue, ReasonEnsured, "The load balancer matches the Service")
 	alreadyStored := statusEqual(sent, &svc.Status.LoadBalancer) ||
 		// The API server may normalise what we send (an older one drops
 		// ipMode): what it stored for the same status counts as written.
 		(prev != nil && statusEqual(sent, &prev.sent) && statusEqual(&prev.status, &svc.Status.LoadBalancer))
-	if !alreadyStored {
+	if !alreadyStored || !conditionCurrent(svc, cond) {
+		// The address and the condition in one write.
 		ownWrites = append(ownWrites, svc.ResourceVersion)
-		out, err := c.patchStatus(ctx, svc, sent)
+		out, err := c.patchStatus(ctx, svc, statusPatch{loadBalancer: sent, condition: &cond})
 		if apierrors.IsNotFound(err) {
 			// Its finalizer was removed by hand while we were creating
 			// the load balancer: nothing else will delete it.
@@ -144,7 +148,7 @@ func (c *Controller) ensure(ctx context.Context, key string, svc *v1.Service) er
 		stored = out.Status.LoadBalancer.DeepCopy()
 	}
 	c.recorder.Event(svc, v1.EventTypeNormal, EventEnsuredLoadBalancer, "Ensured load balancer")
-	c.applied.set(key, &applied{service: svc.DeepCopy(), fingerprint: fp, nodeFingerprint: nodes.fingerprint, status: *stored, sent: *sent, ownWrites: ownWrites})
+	c.applied.set(key, &applied{service: svc.DeepCopy(), fingerprint: fp, nodeFingerprint: nodes.fingerprint, status: *stored, sent: *sent, condition: cond, ownWrites: ownWrites})
 	logger.V(2).Info("Ensured load balancer", "ingress", sent.Ingress)
 	c.requeueIfNodesMoved(key, nodes)
 	return nil
@@ -221,8 +225,11 @@ func (c *Controller) cleanup(ctx context.Context, key string, svc *v1.Service) e
 		return fmt.Errorf("deleting load balancer of service %s: %w", key, err)
 	}
 	c.recorder.Event(svc, v1.EventTypeNormal, EventDeletedLoadBalancer, "Deleted load balancer")
-	if svc.DeletionTimestamp == nil && len(svc.Status.LoadBalancer.Ingress) > 0 {
-		if _, err := c.patchStatus(ctx, svc, &v1.LoadBalancerStatus{}); err != nil && !apierrors.IsNotFound(err) {
+	hasCondition := meta.FindStatusCondition(svc.Status.Conditions, ConditionLoadBalancerReady) != nil
+	if svc.DeletionTimestamp == nil && (len(svc.Status.LoadBalancer.Ingress) > 0 || hasCondition) {
+		// The Service stays but is no longer ours: our address and
+		// condition go, in one write.
+		if _, err := c.patchStatus(ctx, svc, statusPatch{loadBalancer: &v1.LoadBalancerStatus{}, dropCondition: hasCondition}); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
 	}
@@ -286,6 +293,14 @@ func (c *Controller) handOver(ctx context.Context, key string, svc *v1.Service) 
 		}
 	}
 	return nil
+}
+
+// failEnsure reports a failed ensure (Event, log line, condition) and
+// returns it with its retry policy.
+func (c *Controller) failEnsure(ctx context.Context, svc *v1.Service, policy retryPolicy, err error) error {
+	err = c.failSync(ctx, svc, err)
+	c.reportFailure(ctx, svc, policy, err)
+	return &syncError{policy: policy, err: err}
 }
 
 // failSync records a failed ensure on the Service and in the log. An
