@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -61,13 +62,15 @@ func TestBackendDialerConnectsEarlyAndKeepsTimeoutAndErrors(t *testing.T) {
 	}{
 		{desc: "listening backend: connected", addr: open.Addr().String()},
 		{desc: "closed port: refused", addr: closedPort.String(), wantErr: func(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }},
-		// The dialer's own deadline (a timeout error that is
-		// context.DeadlineExceeded), not the kernel giving up on its SYN
-		// retries minutes later (ETIMEDOUT, a timeout error too): which one
-		// ended the dial is in the error, no stopwatch needed.
+		// The dialer's own deadline — context.DeadlineExceeded, or
+		// os.ErrDeadlineExceeded when the socket's write deadline fires
+		// first — not the kernel giving up on its SYN retries minutes later
+		// (ETIMEDOUT, a timeout error too): which one ended the dial is in
+		// the error, no stopwatch needed.
 		{desc: "SYN dropped: the dialer's timeout ends it", addr: full.String(), wantErr: func(err error) bool {
 			var ne net.Error
-			return errors.As(err, &ne) && ne.Timeout() && errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, syscall.ETIMEDOUT)
+			return errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, syscall.ETIMEDOUT) &&
+				(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded))
 		}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
