@@ -47,6 +47,11 @@ type Config struct {
 	// NodePortSeed seeds the choice of dynamic node ports; 0 seeds it from
 	// the clock. Tests set it to make the choice reproducible.
 	NodePortSeed uint64
+	// RestartResyncQPS paces, after a start, the re-check of Services whose
+	// ready condition says the last run left them ensured and unchanged:
+	// they are synced at most this many per second instead of all at once,
+	// while new and changed Services go first. 0 syncs them all at once.
+	RestartResyncQPS float64
 }
 
 // DefaultConfig returns the defaults the command's flags start from.
@@ -60,6 +65,7 @@ func DefaultConfig() Config {
 		MinRetryDelay:     time.Second,
 		MaxRetryDelay:     5 * time.Minute,
 		SlowEnsureNotice:  2 * time.Second,
+		RestartResyncQPS:  20,
 	}
 }
 
@@ -74,6 +80,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--workers: must be at least 1, got %d", c.Workers)
 	case c.NodePortRange.Size < 1:
 		return fmt.Errorf("--node-port-range: must not be empty")
+	case c.RestartResyncQPS < 0:
+		return fmt.Errorf("--restart-resync-qps: must not be negative, got %v", c.RestartResyncQPS)
 	case c.MinRetryDelay <= 0 || c.MaxRetryDelay < c.MinRetryDelay:
 		return fmt.Errorf("--min-retry-delay/--max-retry-delay: need 0 < min <= max, got %s and %s", c.MinRetryDelay, c.MaxRetryDelay)
 	}

@@ -44,9 +44,12 @@ type Controller struct {
 	// ownStatusWrites tells the watch events of our own status writes
 	// from changes of the Service.
 	ownStatusWrites ownWrites
-	nodes           *nodeTracker
-	applied         appliedStore
-	allocator       *NodePortAllocator
+	// pacer holds, until the caches synced, the Services the last run left
+	// ensured (restart.go).
+	pacer     restartPacer
+	nodes     *nodeTracker
+	applied   appliedStore
+	allocator *NodePortAllocator
 }
 
 // New builds a controller. It registers event handlers on the factory's
@@ -102,6 +105,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return fmt.Errorf("caches did not sync: %w", ctx.Err())
 	}
 	c.metrics.setNodeSetSize(c.nodes.size())
+	c.releasePaced()
 	var wg sync.WaitGroup
 	for range c.cfg.Workers {
 		wg.Add(1)
@@ -190,6 +194,9 @@ func (c *Controller) onService(obj any) {
 		return // our own status write coming back: nothing changed
 	}
 	if c.serves(svc) || hasFinalizer(svc) || c.applied.has(key) {
+		if c.cfg.RestartResyncQPS > 0 && !c.applied.has(key) && c.leftEnsured(svc) && c.pacer.hold(key) {
+			return // re-checked at the restart pace
+		}
 		c.queue.Add(key)
 	}
 }

@@ -128,12 +128,13 @@ func (c *Controller) ensure(ctx context.Context, key string, svc *v1.Service) er
 	}
 	sent := c.withIPMode(status)
 	stored := svc.Status.LoadBalancer.DeepCopy()
-	cond := readyCondition(svc, metav1.ConditionTrue, ReasonEnsured, "The load balancer matches the Service")
+	cond := readyCondition(svc, metav1.ConditionTrue, ReasonEnsured, ensuredMessage(fp))
 	alreadyStored := statusEqual(sent, &svc.Status.LoadBalancer) ||
 		// The API server may normalise what we send (an older one drops
 		// ipMode): what it stored for the same status counts as written.
 		(prev != nil && statusEqual(sent, &prev.sent) && statusEqual(&prev.status, &svc.Status.LoadBalancer))
-	if !alreadyStored || !conditionCurrent(svc, cond) {
+	wrote := !alreadyStored || !conditionCurrent(svc, cond)
+	if wrote {
 		// The address and the condition in one write.
 		ownWrites = append(ownWrites, svc.ResourceVersion)
 		out, err := c.patchStatus(ctx, svc, statusPatch{loadBalancer: sent, condition: &cond})
@@ -147,7 +148,11 @@ func (c *Controller) ensure(ctx context.Context, key string, svc *v1.Service) er
 		}
 		stored = out.Status.LoadBalancer.DeepCopy()
 	}
-	c.recorder.Event(svc, v1.EventTypeNormal, EventEnsuredLoadBalancer, "Ensured load balancer")
+	if wrote || prev != nil {
+		// A re-check after a start that found everything as the last run
+		// left it is not news: no Event (one write fewer per Service).
+		c.recorder.Event(svc, v1.EventTypeNormal, EventEnsuredLoadBalancer, "Ensured load balancer")
+	}
 	c.applied.set(key, &applied{service: svc.DeepCopy(), fingerprint: fp, nodeFingerprint: nodes.fingerprint, status: *stored, sent: *sent, condition: cond, ownWrites: ownWrites})
 	logger.V(2).Info("Ensured load balancer", "ingress", sent.Ingress)
 	c.requeueIfNodesMoved(key, nodes)

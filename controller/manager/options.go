@@ -80,6 +80,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Var(&c.NodePortRange, "node-port-range", "The cluster's service node-port range (the API server's --service-node-port-range).")
 	fs.DurationVar(&c.MinRetryDelay, "min-retry-delay", c.MinRetryDelay, "First delay of the per-Service exponential backoff after a failure.")
 	fs.DurationVar(&c.MaxRetryDelay, "max-retry-delay", c.MaxRetryDelay, "Longest delay of the per-Service exponential backoff.")
+	fs.Float64Var(&c.RestartResyncQPS, "restart-resync-qps", c.RestartResyncQPS, "After a start, re-check Services the last run left ensured and unchanged at most this many per second (new and changed ones go first); 0: all at once.")
 	fs.DurationVar(&c.SlowEnsureNotice, "slow-ensure-notice", c.SlowEnsureNotice, "Record an EnsuringLoadBalancer Event when the provider takes longer than this to ensure a load balancer (0: before every call).")
 	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "Queries per second to the Kubernetes API server (Events have a budget of their own).")
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of queries to the Kubernetes API server.")
