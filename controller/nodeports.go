@@ -61,7 +61,7 @@ func (c *Controller) ensureNodePorts(ctx context.Context, key string, svc *v1.Se
 		out, err := c.writeNodePorts(ctx, cur, want)
 		if err == nil {
 			c.allocator.SetOwner(key, nodePortsOf(out))
-			c.recorder.Eventf(out, v1.EventTypeNormal, EventAllocatedNodePorts, "Allocated node ports %s", strings.Join(picked, ", "))
+			c.recorder.Eventf(out, v1.EventTypeNormal, EventAllocatedNodePorts, "Allocated node ports %s: this provider's load balancers can only send traffic to node ports (a provider that reaches endpoints directly leaves allocateLoadBalancerNodePorts: false as it is)", strings.Join(picked, ", "))
 			logger.Info("Allocated node ports", "ports", picked)
 			return out, nil
 		}
