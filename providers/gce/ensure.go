@@ -48,7 +48,7 @@ func (p *Provider) ensure(ctx context.Context, spec *lbSpec, nodes []*v1.Node) (
 	if err != nil {
 		return "", err
 	}
-	if err := p.ensureFirewall(ctx, obs.firewall, p.serviceFirewall(spec, tags)); err != nil {
+	if err := p.ensureFirewall(ctx, obs.firewall, p.serviceFirewall(spec, tags, ip)); err != nil {
 		return "", err
 	}
 	previousHealthCheck, err := p.ensureHealthAndPool(ctx, spec, obs, tags, instances)
@@ -251,8 +251,11 @@ func (p *Provider) reserveAddress(ctx context.Context, spec *lbSpec) (string, er
 	return got.GetAddress(), nil
 }
 
-// serviceFirewall admits the Service ports from its source ranges.
-func (p *Provider) serviceFirewall(spec *lbSpec, tags []string) *computepb.Firewall {
+// serviceFirewall admits the Service ports from its source ranges, to the
+// load balancer's address only (destinationRanges, as cloud-provider-gcp
+// does): without it the ports would be open on every address of the
+// tagged nodes.
+func (p *Provider) serviceFirewall(spec *lbSpec, tags []string, ip string) *computepb.Firewall {
 	var allowed []*computepb.Allowed
 	for _, proto := range spec.protocols() {
 		var ports []string
@@ -261,7 +264,9 @@ func (p *Provider) serviceFirewall(spec *lbSpec, tags []string) *computepb.Firew
 		}
 		allowed = append(allowed, &computepb.Allowed{IPProtocol: ptr.To(strings.ToLower(string(proto))), Ports: ports})
 	}
-	return p.firewall(spec.names.firewall, spec.owner, spec.sourceRanges, tags, allowed)
+	fw := p.firewall(spec.names.firewall, spec.owner, spec.sourceRanges, tags, allowed)
+	fw.DestinationRanges = []string{ip + "/32"}
+	return fw
 }
 
 // healthFirewall admits Google's health checkers to the health-check port.
@@ -305,6 +310,7 @@ func sameFirewall(a, b *computepb.Firewall) bool {
 	return a.GetDescription() == b.GetDescription() &&
 		relative(a.GetNetwork()) == relative(b.GetNetwork()) &&
 		sameSet(a.GetSourceRanges(), b.GetSourceRanges()) &&
+		sameSet(a.GetDestinationRanges(), b.GetDestinationRanges()) &&
 		sameSet(a.GetTargetTags(), b.GetTargetTags()) &&
 		sameSet(allowedKeys(a.GetAllowed()), allowedKeys(b.GetAllowed()))
 }

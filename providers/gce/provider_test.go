@@ -35,6 +35,11 @@ func TestEnsureCreatesCompleteLoadBalancer(t *testing.T) {
 	if !slices.Equal(fw.GetSourceRanges(), []string{"192.0.2.0/24", "198.51.100.7/32"}) {
 		t.Errorf("firewall source ranges = %v", fw.GetSourceRanges())
 	}
+	// Security: the ports are open to the load balancer's address only,
+	// not to every address of the tagged nodes.
+	if want := []string{addr.GetAddress() + "/32"}; !slices.Equal(fw.GetDestinationRanges(), want) {
+		t.Errorf("firewall destination ranges = %v, want %v", fw.GetDestinationRanges(), want)
+	}
 	if !slices.Equal(fw.GetTargetTags(), []string{"k8s-node"}) {
 		t.Errorf("firewall target tags = %v, want the instances' first tag [k8s-node]", fw.GetTargetTags())
 	}
@@ -137,8 +142,9 @@ func TestUpdatesAreDiffs(t *testing.T) {
 				"DELETE global/firewalls/" + namesOf(newService("web")).healthCheckFirewall,
 			}},
 		{desc: "requested IP set", before: newService("web"), after: newService("web", fixtures.WithLoadBalancerIP("198.51.100.9")), nodesAfter: 3,
+			// The firewall follows the new address (its destinationRanges).
 			wantWrites: []string{"DELETE regions/us-central1/forwardingRules/", "DELETE regions/us-central1/addresses/",
-				"POST regions/us-central1/addresses", "POST regions/us-central1/forwardingRules"}},
+				"POST regions/us-central1/addresses", "PUT global/firewalls/", "POST regions/us-central1/forwardingRules"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			e := newTestEnv(t)
