@@ -19,7 +19,7 @@ const Finalizer = "extlb.io/load-balancer-cleanup"
 // the finalizer name; a controller cleans up only the Services it served,
 // also after a type change has cleared spec.loadBalancerClass. It is written
 // in the same patch as the finalizer, so it costs no extra write.
-const AnnotationServedByClass = "extlb.io/served-by-class"
+const AnnotationServedByClass = providers.AnnotationServedByClass
 
 // Config is the controller's configuration; the command fills it from flags.
 type Config struct {

@@ -244,3 +244,42 @@ func TestNodeExclusion(t *testing.T) {
 		})
 	}
 }
+
+func TestAnnotationsCheck(t *testing.T) {
+	a := providers.Annotations{
+		Implemented: []string{"example.com/lb-size", "extlb.io/mine"},
+		Prefixes:    []string{"example.com/lb-"},
+		Refused:     map[string]string{"other.example/tls": "TLS is not implemented"},
+	}
+	for _, tc := range []struct {
+		desc      string
+		tweak     fixtures.ServiceTweak
+		wantField string // "" when accepted
+		wantText  string
+	}{
+		{desc: "none", tweak: fixtures.Tweaks()},
+		{desc: "implemented", tweak: fixtures.Tweaks(fixtures.WithAnnotation("example.com/lb-size", "2"), fixtures.WithAnnotation("extlb.io/mine", "x"))},
+		{desc: "the controller's own", tweak: fixtures.WithAnnotation(providers.AnnotationServedByClass, "extlb.io/x")},
+		{desc: "someone else's namespace", tweak: fixtures.WithAnnotation("team.example/owner", "me")},
+		{desc: "unknown in a prefix the provider answers for", tweak: fixtures.WithAnnotation("example.com/lb-colour", "red"),
+			wantField: "metadata.annotations[example.com/lb-colour]", wantText: "it implements: example.com/lb-size, extlb.io/mine"},
+		{desc: "unknown in extlb's namespace", tweak: fixtures.WithAnnotation("extlb.io/typo", "1"), wantField: "metadata.annotations[extlb.io/typo]"},
+		{desc: "unknown in an extlb subdomain", tweak: fixtures.WithAnnotation("gce.extlb.io/typo", "1"), wantField: "metadata.annotations[gce.extlb.io/typo]"},
+		{desc: "refused with a reason", tweak: fixtures.WithAnnotation("other.example/tls", "on"), wantField: "metadata.annotations[other.example/tls]", wantText: "TLS is not implemented"},
+		{desc: "first refused in name order", tweak: fixtures.Tweaks(fixtures.WithAnnotation("extlb.io/zz", "1"), fixtures.WithAnnotation("extlb.io/aa", "1")), wantField: "metadata.annotations[extlb.io/aa]"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			err := a.Check(newService(tc.tweak))
+			if tc.wantField == "" {
+				if err != nil {
+					t.Errorf("Check = %v, want nil", err)
+				}
+				return
+			}
+			ie, ok := providers.IsInputError(err)
+			if !ok || ie.Field != tc.wantField || !strings.Contains(ie.Reason, tc.wantText) {
+				t.Errorf("Check = %v, want an InputError for %s containing %q", err, tc.wantField, tc.wantText)
+			}
+		})
+	}
+}

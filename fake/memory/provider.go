@@ -311,7 +311,8 @@ func key(svc *v1.Service) string {
 
 // validate rejects what a real cloud would reject before creating anything:
 // protocols other than TCP and UDP, ports without a node port when the load
-// balancer targets node ports, and invalid source ranges.
+// balancer targets node ports, invalid source ranges, and annotations in
+// extlb's namespaces.
 func validate(svc *v1.Service, needNodePorts bool) error {
 	for i, port := range svc.Spec.Ports {
 		if port.Protocol != v1.ProtocolTCP && port.Protocol != v1.ProtocolUDP && port.Protocol != "" {
@@ -321,8 +322,11 @@ func validate(svc *v1.Service, needNodePorts bool) error {
 			return providers.NewInputError(fmt.Sprintf("spec.ports[%d].nodePort", i), "a node port is required")
 		}
 	}
-	_, err := providers.SourceRanges(svc)
-	return err
+	if _, err := providers.SourceRanges(svc); err != nil {
+		return err
+	}
+	// It implements no annotation; one in extlb's namespaces is refused.
+	return (providers.Annotations{}).Check(svc)
 }
 
 // CountWithNodes returns how many load balancers have exactly n backends.

@@ -81,6 +81,9 @@ func parseService(svc *v1.Service) (*serviceSpec, error) {
 	default:
 		return nil, providers.NewInputError(annotationField(AnnotationType), "%q is not supported: use \"nlb\"", t)
 	}
+	if err := supported.Check(svc); err != nil {
+		return nil, err
+	}
 	spec := &serviceSpec{}
 	var err error
 	if spec.internal, err = boolAnnotation(a, AnnotationInternal); err != nil {

@@ -162,6 +162,11 @@ func TestBadAnnotationsAreInputErrorsAndCreateNothing(t *testing.T) {
 		{"bad source range", fixtures.WithSourceRanges("10.0.0.0/33"), "spec.loadBalancerSourceRanges[0]"},
 		{"loadBalancerIP", func(s *v1.Service) { s.Spec.LoadBalancerIP = "203.0.113.9" }, "spec.loadBalancerIP"},
 		{"Local without health check node port", fixtures.WithLocalPolicy(0), "spec.healthCheckNodePort"},
+		// Security: TLS asked for is refused, never served as cleartext TCP.
+		{"TLS certificate", fixtures.WithAnnotation(annotationPrefix+"ssl-cert", "arn:aws:acm:us-east-1:123456789012:certificate/x"), "metadata.annotations[" + annotationPrefix + "ssl-cert]"},
+		{"LBC scheme internal without type external", fixtures.WithAnnotation(annotationPrefix+"scheme", "internal"), "metadata.annotations[" + annotationPrefix + "scheme]"},
+		{"unknown annotation in the anchors' namespace", fixtures.WithAnnotation(annotationPrefix+"no-such-thing", "x"), "metadata.annotations[" + annotationPrefix + "no-such-thing]"},
+		{"metal's annotation", fixtures.WithAnnotation("extlb.io/load-balancer-ips", "192.0.2.1"), "metadata.annotations[extlb.io/load-balancer-ips]"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			e := newEnv(t)

@@ -52,6 +52,11 @@ func (m mapping) spec(clusterName string, service *v1.Service, nodes []*v1.Node)
 		tagCluster: clusterName,
 		tagService: service.Namespace + "/" + service.Name,
 	}}
+	// The fake provider reads no annotation of its own; one in extlb's
+	// namespaces is refused, not ignored.
+	if err := (providers.Annotations{}).Check(service); err != nil {
+		return s, err
+	}
 	if service.Spec.LoadBalancerIP != "" {
 		return s, providers.NewInputError("spec.loadBalancerIP", "the fake cloud allocates addresses itself and cannot use %q; remove the field", service.Spec.LoadBalancerIP)
 	}

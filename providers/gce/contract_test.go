@@ -37,6 +37,11 @@ func TestContract(t *testing.T) {
 		},
 		Triggers: []providertest.Trigger{
 			{
+				Desc: "RBS annotation hands the Service to GKE", Want: providertest.WantImplementedElsewhere,
+				Tweak: fixtures.WithAnnotation(annotationL4RBS, "enabled"),
+				Ops:   []providertest.Op{providertest.OpEnsure, providertest.OpUpdate},
+			},
+			{
 				Desc: "forwarding-rule quota exhausted", Want: providertest.WantRetry,
 				New: func(t *testing.T) *providertest.Cloud {
 					return cloud(t, func(e *testEnv) { e.srv.SetQuota("forwardingRules", 0) })

@@ -96,6 +96,9 @@ func specFor(cluster string, svc *v1.Service) (*lbSpec, error) {
 	if svc.UID == "" {
 		return nil, providers.NewInputError("metadata.uid", "the Service has no UID")
 	}
+	if err := checkAnnotations(svc); err != nil {
+		return nil, err
+	}
 	s := &lbSpec{
 		names:    namesFor(cluster, string(svc.UID)),
 		owner:    owner{Cluster: cluster, Service: svc.Namespace + "/" + svc.Name},

@@ -2,12 +2,14 @@ package gce
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	cloudprovider "k8s.io/cloud-provider"
 
 	"github.com/extlb/extlb/providers"
 	"github.com/extlb/extlb/test/fixtures"
@@ -35,6 +37,13 @@ func TestInvalidInputIsAnInputErrorBeforeAnyCall(t *testing.T) {
 		{desc: "local policy without health-check node port", svc: newService("web", fixtures.WithLocalPolicy(0)), wantField: "spec.healthCheckNodePort"},
 		{desc: "IPv6-only Service", svc: newService("web", func(s *v1.Service) { s.Spec.IPFamilies = []v1.IPFamily{v1.IPv6Protocol} }), wantField: "spec.ipFamilies"},
 		{desc: "no UID", svc: newService("web", func(s *v1.Service) { s.UID = "" }), wantField: "metadata.uid"},
+		// Security: an internal load balancer is refused, never built
+		// external on a public address.
+		{desc: "GKE internal load balancer", svc: newService("web", fixtures.WithAnnotation(annotationGKELBType, "Internal")), wantField: "metadata.annotations[" + annotationGKELBType + "]"},
+		{desc: "legacy internal load balancer", svc: newService("web", fixtures.WithAnnotation(annotationLegacyLBType, "Internal")), wantField: "metadata.annotations[" + annotationLegacyLBType + "]"},
+		{desc: "Standard network tier", svc: newService("web", fixtures.WithAnnotation(annotationNetworkTier, "Standard")), wantField: "metadata.annotations[" + annotationNetworkTier + "]"},
+		{desc: "internal subnet", svc: newService("web", fixtures.WithAnnotation("networking.gke.io/internal-load-balancer-subnet", "s")), wantField: "metadata.annotations[networking.gke.io/internal-load-balancer-subnet]"},
+		{desc: "another provider's extlb annotation", svc: newService("web", fixtures.WithAnnotation("extlb.io/ip-pool", "p")), wantField: "metadata.annotations[extlb.io/ip-pool]"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			e := newTestEnv(t)
@@ -169,5 +178,34 @@ func TestParseProviderID(t *testing.T) {
 		if _, _, _, ok := parseProviderID(tc.id); ok != tc.ok {
 			t.Errorf("%s: parseProviderID(%q) ok = %v, want %v", tc.desc, tc.id, ok, tc.ok)
 		}
+	}
+}
+
+// What the gce provider builds anyway is accepted when a Service asks for
+// it by the anchor's annotations; RBS Services go to GKE's controller.
+func TestAnchorAnnotationsItBuildsAreAccepted(t *testing.T) {
+	for _, tc := range []struct {
+		desc      string
+		tweak     fixtures.ServiceTweak
+		elsewhere bool
+	}{
+		{desc: "External type", tweak: fixtures.WithAnnotation(annotationGKELBType, "External")},
+		{desc: "legacy External type", tweak: fixtures.WithAnnotation(annotationLegacyLBType, "external")},
+		{desc: "Premium tier", tweak: fixtures.WithAnnotation(annotationNetworkTier, "Premium")},
+		{desc: "an annotation of another GKE controller", tweak: fixtures.WithAnnotation("cloud.google.com/neg", `{"ingress":true}`)},
+		{desc: "RBS handed over", tweak: fixtures.WithAnnotation(annotationL4RBS, "enabled"), elsewhere: true},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			err := checkAnnotations(newService("web", tc.tweak))
+			if tc.elsewhere {
+				if !errors.Is(err, cloudprovider.ImplementedElsewhere) {
+					t.Errorf("err = %v, want ImplementedElsewhere", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Errorf("err = %v, want none", err)
+			}
+		})
 	}
 }

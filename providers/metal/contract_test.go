@@ -38,6 +38,7 @@ func TestContract(t *testing.T) {
 			{Desc: "requested address not an IP", Tweak: fixtures.WithAnnotation(AnnotationLoadBalancerIPs, "banana"), Field: fieldLoadBalancerIPs},
 			{Desc: "empty pool annotation", Tweak: fixtures.WithAnnotation(AnnotationIPPool, " "), Field: fieldIPPool},
 			{Desc: "unknown IP family", Tweak: fixtures.WithFamilies(v1.IPFamilyPolicySingleStack, "IPv5"), Field: fieldIPFamilies},
+			{Desc: "MetalLB's address annotation", Tweak: fixtures.WithAnnotation("metallb.universe.tf/loadBalancerIPs", "192.0.2.10"), Field: "metadata.annotations[metallb.universe.tf/loadBalancerIPs]"},
 		},
 		Triggers: []providertest.Trigger{{
 			Desc: "pool exhausted", Want: providertest.WantRetry,

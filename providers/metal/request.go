@@ -43,6 +43,9 @@ func requestFor(svc *v1.Service, nsLabels map[string]string) (*serviceRequest, e
 	if _, err := providers.SourceRanges(svc); err != nil {
 		return nil, err
 	}
+	if err := supported.Check(svc); err != nil {
+		return nil, err
+	}
 	r := &serviceRequest{Request: pool.Request{
 		Namespace:       svc.Namespace,
 		Name:            svc.Name,

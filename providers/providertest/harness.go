@@ -200,6 +200,9 @@ func DefaultNodes() []*v1.Node {
 // suiteInvalid are the invalid Services every provider must reject.
 var suiteInvalid = []Invalid{
 	{Desc: "source range is not a CIDR", Tweak: fixtures.WithSourceRanges("not-a-cidr"), Field: "spec.loadBalancerSourceRanges"},
+	// extlb's own annotation namespace: what a provider does not implement
+	// is refused, never ignored (providers.Annotations).
+	{Desc: "unknown extlb annotation", Tweak: fixtures.WithAnnotation("extlb.io/no-such-setting", "on"), Field: "metadata.annotations[extlb.io/no-such-setting]"},
 }
 
 // Run checks the provider the Harness describes; see the Check constants.
