@@ -7,7 +7,9 @@
 #   make bench         benchmarks (not part of make test)
 #   make run           the demo: a local control plane, three simulated
 #                      nodes, the controller and the fake cloud
-#   make controlplane  build (and cache) kube-apiserver and etcd
+#   make controlplane  build (and cache) kube-apiserver, etcd and the node
+#                      programs (kubelet, kube-proxy, controller-manager,
+#                      scheduler in one kube-node executable)
 #   make image         container image (needs a Docker engine)
 
 GO         ?= go
@@ -38,7 +40,7 @@ bench-deps:
 	@bash .ci/apt-install.sh $(BENCH_PACKAGES)
 
 controlplane:
-	$(GO) run ./fake/cluster/cmd/build-controlplane
+	$(GO) run ./fake/cluster/cmd/build-controlplane -nodes
 
 vet:
 	$(GO) vet ./...

@@ -53,7 +53,7 @@ var components = []component{
 		note: "about 6 minutes the first time on 2 cores; later builds reuse the Go build cache",
 		// Stamp the version as release builds do, so /version and discovery
 		// report v1.37.2 rather than v0.0.0-master. Keep in step with go.mod.
-		ldflags: "-X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean",
+		ldflags: versionLDFlags,
 	},
 }
 
@@ -87,12 +87,14 @@ func EnsureBinaries(ctx context.Context, progress io.Writer) (Binaries, error) {
 // $EXTLB_CACHE_DIR (or os.UserCacheDir()/extlb) + /controlplane/<key>, where
 // key is a hash of the build modules' go.mod, go.sum and main.go files, the
 // target OS and architecture.
-func CacheDir() (string, error) {
+func CacheDir() (string, error) { return cacheDirOf("controlplane", components) }
+
+func cacheDirOf(tier string, set []component) (string, error) {
 	srcRoot, err := buildSourceDir()
 	if err != nil {
 		return "", err
 	}
-	key, err := versionKey(srcRoot)
+	key, err := versionKeyOf(srcRoot, set)
 	if err != nil {
 		return "", err
 	}
@@ -104,27 +106,45 @@ func CacheDir() (string, error) {
 		}
 		root = filepath.Join(userCache, "extlb")
 	}
-	return filepath.Join(root, "controlplane", key), nil
+	return filepath.Join(root, tier, key), nil
 }
 
 // buildFunc compiles the Go module in srcDir into the executable out.
 type buildFunc func(ctx context.Context, srcDir, ldflags, out string) error
 
-// builder builds every component into cacheDir unless it is already there.
+// builder builds every component of set (components when nil) into
+// cacheDir unless it is already there.
 type builder struct {
 	srcRoot  string
 	cacheDir string
 	progress io.Writer
 	build    buildFunc
+	set      []component
 }
 
 func (b builder) ensure(ctx context.Context) (Binaries, error) {
+	paths, err := b.ensurePaths(ctx)
+	if err != nil {
+		return Binaries{}, err
+	}
+	return Binaries{APIServer: paths["kube-apiserver"], Etcd: paths["etcd"]}, nil
+}
+
+func (b builder) components() []component {
+	if b.set == nil {
+		return components
+	}
+	return b.set
+}
+
+// ensurePaths returns each component's executable by name.
+func (b builder) ensurePaths(ctx context.Context) (map[string]string, error) {
 	paths := map[string]string{}
 	var missing []component
-	for _, c := range components {
+	for _, c := range b.components() {
 		if p := os.Getenv(c.envVar); p != "" {
 			if err := checkExecutable(p); err != nil {
-				return Binaries{}, fmt.Errorf("%s=%s: %w", c.envVar, p, err)
+				return nil, fmt.Errorf("%s=%s: %w", c.envVar, p, err)
 			}
 			paths[c.name] = p
 			continue
@@ -137,10 +157,10 @@ func (b builder) ensure(ctx context.Context) (Binaries, error) {
 	}
 	if len(missing) > 0 {
 		if err := b.buildLocked(ctx, missing); err != nil {
-			return Binaries{}, err
+			return nil, err
 		}
 	}
-	return Binaries{APIServer: paths["kube-apiserver"], Etcd: paths["etcd"]}, nil
+	return paths, nil
 }
 
 // buildLocked builds the missing components while holding the cache
@@ -253,11 +273,14 @@ func lockFile(ctx context.Context, path string, waiting func()) (unlock func(), 
 	}
 }
 
-// versionKey hashes everything that determines the binaries.
-func versionKey(srcRoot string) (string, error) {
+// versionKey hashes everything that determines the control-plane binaries.
+func versionKey(srcRoot string) (string, error) { return versionKeyOf(srcRoot, components) }
+
+// versionKeyOf hashes everything that determines the binaries of set.
+func versionKeyOf(srcRoot string, set []component) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s/%s\n", runtime.GOOS, runtime.GOARCH)
-	for _, c := range components {
+	for _, c := range set {
 		fmt.Fprintf(h, "%s ldflags %q\n", c.name, c.ldflags)
 		for _, f := range []string{"go.mod", "go.sum", "main.go"} {
 			p := filepath.Join(srcRoot, c.name, f)

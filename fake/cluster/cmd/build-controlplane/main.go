@@ -1,11 +1,13 @@
 // Command build-controlplane builds (or finds in the cache) the
-// kube-apiserver and etcd executables that fake/cluster runs, and prints
-// their paths. `make controlplane` runs it so that tests do not pay for the
-// first build.
+// kube-apiserver and etcd executables that fake/cluster runs, and with
+// -nodes also the kube-node executable (kubelet, kube-proxy,
+// kube-controller-manager, kube-scheduler), and prints their paths. `make
+// controlplane` runs it so that tests do not pay for the first build.
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -15,6 +17,8 @@ import (
 )
 
 func main() {
+	nodes := flag.Bool("nodes", false, "also build the node programs (kube-node)")
+	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	bins, err := cluster.EnsureBinaries(ctx, os.Stderr)
@@ -23,4 +27,12 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("kube-apiserver: %s\netcd: %s\n", bins.APIServer, bins.Etcd)
+	if *nodes {
+		nb, err := cluster.EnsureNodeBinaries(ctx, os.Stderr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build-controlplane: %v\n", err)
+			os.Exit(1)
+		}
+		fmt.Printf("kube-node: %s\n", nb.KubeNode)
+	}
 }
