@@ -125,10 +125,7 @@ func TestNodeSetChangeUpdatesLoadBalancers(t *testing.T) {
 			}
 			f.provider.ResetCalls()
 			f.client.ClearActions()
-			for f.ctrl.queue.Len() > 0 {
-				k, _ := f.ctrl.queue.Get()
-				f.ctrl.queue.Done(k)
-			}
+			drainQueue(f)
 			tc.change(f)
 			if got := f.ctrl.queue.Len(); got != 2 {
 				t.Errorf("queued services after the node change = %d, want 2", got)
@@ -160,10 +157,7 @@ func TestHeartbeatDoesNotQueueServices(t *testing.T) {
 	if err := f.sync("web"); err != nil {
 		t.Fatal(err)
 	}
-	for f.ctrl.queue.Len() > 0 {
-		k, _ := f.ctrl.queue.Get()
-		f.ctrl.queue.Done(k)
-	}
+	drainQueue(f)
 	n := newNode("n1")
 	n.ResourceVersion = "2"
 	n.Status.Conditions[0].Message = "kubelet is posting ready status"
@@ -178,10 +172,7 @@ func TestLabelChangeNoProviderSelectsOnQueuesNothing(t *testing.T) {
 	if err := f.sync("web"); err != nil {
 		t.Fatal(err)
 	}
-	for f.ctrl.queue.Len() > 0 {
-		k, _ := f.ctrl.queue.Get()
-		f.ctrl.queue.Done(k)
-	}
+	drainQueue(f)
 	f.addToCache(newNode("n1", fixtures.WithNodeLabel("team", "blue")))
 	if got := f.ctrl.queue.Len(); got != 0 {
 		t.Errorf("queued services after a label change no provider selects on = %d, want 0", got)
