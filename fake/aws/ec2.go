@@ -265,10 +265,58 @@ func (s *Server) describeSecurityGroups(q query, filters map[string][]string) (a
 			return nil, err
 		}
 		if ok {
-			out.Groups = append(out.Groups, securityGroupXML{ID: sg.ID, Name: sg.Name, VPCID: sg.VPCID, OwnerID: s.account, Description: sg.Name, Tags: ec2Tags(sg.Tags)})
+			out.Groups = append(out.Groups, securityGroupXML{ID: sg.ID, Name: sg.Name, VPCID: sg.VPCID, OwnerID: s.account, Description: sg.Name,
+				IngressPermissions: s.ingressPermissions(sg.ID), Tags: ec2Tags(sg.Tags)})
 		}
 	}
 	return out, nil
+}
+
+// ingressPermissions renders a group's ingress rules as DescribeSecurityGroups
+// does: one IpPermission per protocol and port range, with its CIDRs (and
+// their descriptions) as ipRanges.
+func (s *Server) ingressPermissions(group string) []ipPermissionXML {
+	var rules []*SecurityGroupRule
+	for _, r := range s.rules {
+		if r.GroupID == group {
+			rules = append(rules, r)
+		}
+	}
+	sort.Slice(rules, func(i, j int) bool {
+		a, b := rules[i], rules[j]
+		if a.Protocol != b.Protocol {
+			return a.Protocol < b.Protocol
+		}
+		if a.FromPort != b.FromPort {
+			return a.FromPort < b.FromPort
+		}
+		if a.ToPort != b.ToPort {
+			return a.ToPort < b.ToPort
+		}
+		return a.CIDR < b.CIDR
+	})
+	var out []ipPermissionXML
+	for _, r := range rules {
+		n := len(out)
+		if n == 0 || out[n-1].Protocol != r.Protocol || ptrValue(out[n-1].FromPort) != r.FromPort || ptrValue(out[n-1].ToPort) != r.ToPort {
+			p := ipPermissionXML{Protocol: r.Protocol}
+			if r.Protocol != "-1" { // all traffic has no port range
+				from, to := r.FromPort, r.ToPort
+				p.FromPort, p.ToPort = &from, &to
+			}
+			out = append(out, p)
+			n++
+		}
+		out[n-1].IPRanges = append(out[n-1].IPRanges, ipRangeXML{CIDR: r.CIDR, Description: r.Description})
+	}
+	return out
+}
+
+func ptrValue(p *int32) int32 {
+	if p == nil {
+		return -1
+	}
+	return *p
 }
 
 func (s *Server) describeSecurityGroupRules(q query, filters map[string][]string) (any, *apiError) {

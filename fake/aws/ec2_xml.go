@@ -62,12 +62,25 @@ type describeSecurityGroupsXML struct {
 }
 
 type securityGroupXML struct {
-	ID          string   `xml:"groupId"`
-	Name        string   `xml:"groupName"`
-	VPCID       string   `xml:"vpcId"`
-	OwnerID     string   `xml:"ownerId"`
-	Description string   `xml:"groupDescription"`
-	Tags        []tagXML `xml:"tagSet>item"`
+	ID                 string            `xml:"groupId"`
+	Name               string            `xml:"groupName"`
+	VPCID              string            `xml:"vpcId"`
+	OwnerID            string            `xml:"ownerId"`
+	Description        string            `xml:"groupDescription"`
+	IngressPermissions []ipPermissionXML `xml:"ipPermissions>item"`
+	Tags               []tagXML          `xml:"tagSet>item"`
+}
+
+type ipPermissionXML struct {
+	Protocol string       `xml:"ipProtocol"`
+	FromPort *int32       `xml:"fromPort,omitempty"`
+	ToPort   *int32       `xml:"toPort,omitempty"`
+	IPRanges []ipRangeXML `xml:"ipRanges>item"`
+}
+
+type ipRangeXML struct {
+	CIDR        string `xml:"cidrIp"`
+	Description string `xml:"description,omitempty"`
 }
 
 type describeRulesXML struct {

@@ -1,6 +1,7 @@
 package aws
 
 import (
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -79,17 +80,16 @@ func (s *Server) createLoadBalancer(q query) (any, *apiError) {
 	if !elbNameRE.MatchString(name) {
 		return nil, errorf(400, "ValidationError", "load balancer name %q is not valid", name)
 	}
-	for _, lb := range s.loadBalancers {
-		if lb.Name == name {
-			return nil, errorf(400, "DuplicateLoadBalancerName", "a load balancer with the name %q already exists", name)
-		}
-	}
-	lb := &LoadBalancer{Name: name, Type: q.str("Type"), Scheme: q.str("Scheme"), AllocationIDs: map[string]string{}, Attributes: defaultLBAttributes(), Tags: q.elbTags("Tags")}
+	lb := &LoadBalancer{Name: name, Type: q.str("Type"), Scheme: q.str("Scheme"), IPAddressType: q.str("IpAddressType"),
+		AllocationIDs: map[string]string{}, Attributes: defaultLBAttributes(), Tags: q.elbTags("Tags")}
 	if lb.Type == "" {
 		lb.Type = "application"
 	}
 	if lb.Scheme == "" {
 		lb.Scheme = "internet-facing"
+	}
+	if lb.IPAddressType == "" {
+		lb.IPAddressType = "ipv4"
 	}
 	subnets := q.strings("Subnets.member")
 	for _, p := range q.elbList("SubnetMappings") {
@@ -120,10 +120,39 @@ func (s *Server) createLoadBalancer(q query) (any, *apiError) {
 		lb.VPCID = sn.VPCID
 	}
 	lb.Subnets = subnets
+	// AWS: "This operation is idempotent ... If you attempt to create
+	// multiple load balancers with the same settings, each call succeeds":
+	// the same name with the same settings returns the existing one, with
+	// other settings it is DuplicateLoadBalancerName.
+	for _, arn := range sortedKeys(s.loadBalancers) {
+		if other := s.loadBalancers[arn]; other.Name == name {
+			if sameLoadBalancerSettings(other, lb) {
+				return loadBalancersXML{LoadBalancers: []lbXML{s.lbXML(other, other.State)}}, nil
+			}
+			return nil, errorf(400, "DuplicateLoadBalancerName", "A load balancer with the same name '%s' exists, but with different settings", name)
+		}
+	}
 	lb.ARN = s.lbARN(name)
 	lb.DNSName = s.dnsName(name)
+	lb.State = stateProvisioning
+	s.provisioning[lb.ARN] = s.provisioningDescribes
 	s.loadBalancers[lb.ARN] = lb
-	return loadBalancersXML{LoadBalancers: []lbXML{s.lbXML(lb)}}, nil
+	return loadBalancersXML{LoadBalancers: []lbXML{s.lbXML(lb, lb.State)}}, nil
+}
+
+// sameLoadBalancerSettings reports whether a CreateLoadBalancer asking for
+// want would be answered with have: same type, scheme, address type,
+// subnets, Elastic IPs and tags.
+func sameLoadBalancerSettings(have, want *LoadBalancer) bool {
+	return have.Type == want.Type && have.Scheme == want.Scheme && have.IPAddressType == want.IPAddressType &&
+		sameSet(have.Subnets, want.Subnets) && maps.Equal(have.AllocationIDs, want.AllocationIDs) && maps.Equal(have.Tags, want.Tags)
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 func (s *Server) describeLoadBalancers(q query) (any, *apiError) {
@@ -132,7 +161,7 @@ func (s *Server) describeLoadBalancers(q query) (any, *apiError) {
 	for _, arn := range sortedKeys(s.loadBalancers) {
 		lb := s.loadBalancers[arn]
 		if (len(names) == 0 && len(arns) == 0) || slices.Contains(names, lb.Name) || slices.Contains(arns, lb.ARN) {
-			out.LoadBalancers = append(out.LoadBalancers, s.lbXML(lb))
+			out.LoadBalancers = append(out.LoadBalancers, s.lbXML(lb, s.advanceLoadBalancer(lb)))
 		}
 	}
 	if want := len(names) + len(arns); want > 0 && len(out.LoadBalancers) < want {
@@ -152,6 +181,7 @@ func (s *Server) deleteLoadBalancer(q query) (any, *apiError) {
 		}
 	}
 	delete(s.loadBalancers, lb.ARN)
+	delete(s.provisioning, lb.ARN)
 	return struct{}{}, nil
 }
 
@@ -311,6 +341,9 @@ func (s *Server) deleteTargetGroup(q query) (any, *apiError) {
 		return nil, errorf(400, "ResourceInUse", "target group %q is currently in use by a listener", tg.Name)
 	}
 	delete(s.targetGroups, tg.ARN)
+	for _, t := range tg.Targets {
+		delete(s.initialChecks, targetKey(tg.ARN, t))
+	}
 	return struct{}{}, nil
 }
 
@@ -329,6 +362,7 @@ func (s *Server) changeTargets(q query, register bool) (any, *apiError) {
 		if !register {
 			if i >= 0 {
 				tg.Targets = slices.Delete(tg.Targets, i, i+1)
+				delete(s.initialChecks, targetKey(tg.ARN, t))
 			}
 			continue
 		}
@@ -341,6 +375,9 @@ func (s *Server) changeTargets(q query, register bool) (any, *apiError) {
 		}
 		if i < 0 {
 			tg.Targets = append(tg.Targets, t)
+			if s.initialHealthDescribes > 0 {
+				s.initialChecks[targetKey(tg.ARN, t)] = s.initialHealthDescribes
+			}
 		}
 	}
 	return struct{}{}, nil
@@ -351,14 +388,12 @@ func (s *Server) describeTargetHealth(q query) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
-	state := "healthy"
-	if len(tg.LoadBalancerARNs) == 0 {
-		state = "unused"
-	}
 	var out targetHealthXML
 	for _, t := range tg.Targets {
+		state, reason, description := s.targetHealth(tg, t)
 		out.Descriptions = append(out.Descriptions, targetHealthDescXML{
-			Target: targetXML{ID: t.ID, Port: t.Port}, HealthCheckPort: strconv.Itoa(int(t.Port)), State: state,
+			Target: targetXML{ID: t.ID, Port: t.Port}, HealthCheckPort: strconv.Itoa(int(t.Port)),
+			Health: targetHealthStateXML{State: state, Reason: reason, Description: description},
 		})
 	}
 	return out, nil

@@ -1,6 +1,9 @@
 package aws
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 func (s *Server) createListener(q query) (any, *apiError) {
 	lb, err := s.lbByARN(q.str("LoadBalancerArn"))
@@ -11,44 +14,57 @@ func (s *Server) createListener(q query) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range s.listeners {
-		if l.LoadBalancerARN == lb.ARN && l.Port == port {
-			return nil, errorf(400, "DuplicateListener", "a listener already exists on port %d", port)
-		}
-	}
-	l := &Listener{LoadBalancerARN: lb.ARN, Port: port, Protocol: q.str("Protocol")}
-	if err := s.setListenerAction(l, lb, q); err != nil {
+	l := &Listener{LoadBalancerARN: lb.ARN, Port: port, Protocol: q.str("Protocol"), Tags: q.elbTags("Tags")}
+	tg, err := s.forwardTarget(l, lb, q)
+	if err != nil {
 		return nil, err
 	}
+	// AWS: "If you attempt to create multiple listeners with the same
+	// settings, each call succeeds": the existing listener on the port is
+	// returned when protocol and default action are the same.
+	for _, arn := range sortedKeys(s.listeners) {
+		if other := s.listeners[arn]; other.LoadBalancerARN == lb.ARN && other.Port == port {
+			if other.Protocol == l.Protocol && other.TargetGroupARN == tg.ARN {
+				return listenersXML{Listeners: []listenerXML{listenerToXML(other)}}, nil
+			}
+			return nil, errorf(400, "DuplicateListener", "A listener already exists on this port for this load balancer '%s'", lb.ARN)
+		}
+	}
+	s.attach(l, lb, tg)
 	l.ARN = "arn:aws:elasticloadbalancing:" + s.region + ":" + s.account + ":listener/net/" + lb.Name + "/" + s.nextID(16)
 	s.listeners[l.ARN] = l
 	return listenersXML{Listeners: []listenerXML{listenerToXML(l)}}, nil
 }
 
-// setListenerAction validates the forward action in q and points l at it.
-func (s *Server) setListenerAction(l *Listener, lb *LoadBalancer, q query) *apiError {
+// forwardTarget validates the forward default action in q for l on lb and
+// returns its target group; it changes nothing.
+func (s *Server) forwardTarget(l *Listener, lb *LoadBalancer, q query) (*TargetGroup, *apiError) {
 	actions := q.elbList("DefaultActions")
 	if len(actions) != 1 || q.str(actions[0]+".Type") != "forward" {
-		return errorf(400, "ValidationError", "exactly one forward default action is supported")
+		return nil, errorf(400, "ValidationError", "exactly one forward default action is supported")
 	}
 	tg, err := s.tgByARN(q.str(actions[0] + ".TargetGroupArn"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if tg.Protocol != l.Protocol {
-		return errorf(400, "IncompatibleProtocols", "listener protocol %s and target group protocol %s differ", l.Protocol, tg.Protocol)
+		return nil, errorf(400, "IncompatibleProtocols", "listener protocol %s and target group protocol %s differ", l.Protocol, tg.Protocol)
 	}
 	if tg.VPCID != lb.VPCID {
-		return errorf(400, "InvalidConfigurationRequest", "target group and load balancer are in different VPCs")
+		return nil, errorf(400, "InvalidConfigurationRequest", "target group and load balancer are in different VPCs")
 	}
 	if len(tg.LoadBalancerARNs) > 0 && !slices.Contains(tg.LoadBalancerARNs, lb.ARN) {
-		return errorf(400, "TargetGroupAssociationLimit", "target group %q is already associated with another load balancer", tg.Name)
+		return nil, errorf(400, "TargetGroupAssociationLimit", "target group %q is already associated with another load balancer", tg.Name)
 	}
+	return tg, nil
+}
+
+// attach points l at tg and records that lb forwards to tg.
+func (s *Server) attach(l *Listener, lb *LoadBalancer, tg *TargetGroup) {
 	l.TargetGroupARN = tg.ARN
 	if !slices.Contains(tg.LoadBalancerARNs, lb.ARN) {
 		tg.LoadBalancerARNs = append(tg.LoadBalancerARNs, lb.ARN)
 	}
-	return nil
 }
 
 func (s *Server) describeListeners(q query) (any, *apiError) {
@@ -94,9 +110,11 @@ func (s *Server) modifyListener(q query) (any, *apiError) {
 	}
 	lb := s.loadBalancers[l.LoadBalancerARN]
 	if len(q.elbList("DefaultActions")) > 0 {
-		if err := s.setListenerAction(&changed, lb, q); err != nil {
+		tg, err := s.forwardTarget(&changed, lb, q)
+		if err != nil {
 			return nil, err
 		}
+		s.attach(&changed, lb, tg)
 	} else if tg := s.targetGroups[changed.TargetGroupARN]; tg != nil && tg.Protocol != changed.Protocol {
 		return nil, errorf(400, "IncompatibleProtocols", "listener protocol %s and target group protocol %s differ", changed.Protocol, tg.Protocol)
 	}
@@ -126,6 +144,10 @@ func (s *Server) detachIfUnused(tgARN, lbARN string) {
 	}
 }
 
+// tagsOf returns the tags of a load balancer, target group or listener.
+// An unknown ARN is answered with the NotFound error of its resource type,
+// as AWS does (DescribeTags of a deleted target group is
+// TargetGroupNotFound, not LoadBalancerNotFound).
 func (s *Server) tagsOf(arn string) (map[string]string, *apiError) {
 	if lb, ok := s.loadBalancers[arn]; ok {
 		return lb.Tags, nil
@@ -133,7 +155,33 @@ func (s *Server) tagsOf(arn string) (map[string]string, *apiError) {
 	if tg, ok := s.targetGroups[arn]; ok {
 		return tg.Tags, nil
 	}
-	return nil, errorf(400, "LoadBalancerNotFound", "resource %q not found", arn)
+	if l, ok := s.listeners[arn]; ok {
+		if l.Tags == nil {
+			l.Tags = map[string]string{}
+		}
+		return l.Tags, nil
+	}
+	switch arnResourceType(arn) {
+	case "loadbalancer":
+		return nil, errorf(400, "LoadBalancerNotFound", "One or more load balancers not found")
+	case "targetgroup":
+		return nil, errorf(400, "TargetGroupNotFound", "One or more target groups not found")
+	case "listener":
+		return nil, errorf(400, "ListenerNotFound", "One or more listeners not found")
+	}
+	return nil, errorf(400, "ValidationError", "'%s' is not a valid load balancer, target group or listener ARN", arn)
+}
+
+// arnResourceType returns the resource type of an ELBv2 ARN
+// ("arn:aws:elasticloadbalancing:region:account:targetgroup/name/id" ->
+// "targetgroup"), or "".
+func arnResourceType(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "elasticloadbalancing" {
+		return ""
+	}
+	typ, _, _ := strings.Cut(parts[5], "/")
+	return typ
 }
 
 func (s *Server) describeTags(q query) (any, *apiError) {

@@ -10,6 +10,11 @@ type LoadBalancer struct {
 	Scheme  string
 	DNSName string
 	VPCID   string
+	// IPAddressType is "ipv4" unless set.
+	IPAddressType string
+	// State is "provisioning" or "active" (see SetProvisioningDescribes);
+	// a seeded load balancer is "active" unless set.
+	State string
 	// Subnets are the subnet IDs, one per availability zone.
 	Subnets []string
 	// AllocationIDs maps a subnet ID to its Elastic IP allocation.
@@ -54,6 +59,7 @@ type Listener struct {
 	Port            int32
 	Protocol        string
 	TargetGroupARN  string
+	Tags            map[string]string
 }
 
 // AddLoadBalancer seeds a load balancer (for look-alike tests); ARN and DNS
@@ -73,6 +79,14 @@ func (s *Server) AddLoadBalancer(lb LoadBalancer) LoadBalancer {
 	if lb.Scheme == "" {
 		lb.Scheme = "internet-facing"
 	}
+	if lb.IPAddressType == "" {
+		lb.IPAddressType = "ipv4"
+	}
+	if lb.State == "" {
+		lb.State = stateActive
+	}
+	lb.Subnets = append([]string(nil), lb.Subnets...)
+	lb.AllocationIDs = copyTags(lb.AllocationIDs)
 	lb.Tags = copyTags(lb.Tags)
 	lb.Attributes = defaultLBAttributes()
 	s.loadBalancers[lb.ARN] = &lb
@@ -131,7 +145,9 @@ func (s *Server) Listeners() []Listener {
 	defer s.mu.Unlock()
 	var out []Listener
 	for _, arn := range sortedKeys(s.listeners) {
-		out = append(out, *s.listeners[arn])
+		l := *s.listeners[arn]
+		l.Tags = copyTags(l.Tags)
+		out = append(out, l)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].LoadBalancerARN != out[j].LoadBalancerARN {

@@ -37,10 +37,11 @@ type lbAddressXML struct {
 	AllocationID string `xml:"AllocationId,omitempty"`
 }
 
-func (s *Server) lbXML(lb *LoadBalancer) lbXML {
+// lbXML renders lb in the given state (see advanceLoadBalancer).
+func (s *Server) lbXML(lb *LoadBalancer, state string) lbXML {
 	out := lbXML{
 		LoadBalancerArn: lb.ARN, LoadBalancerName: lb.Name, DNSName: lb.DNSName, CanonicalHostedZoneID: "Z26RNL4JYFTOTI",
-		Scheme: lb.Scheme, Type: lb.Type, VpcID: lb.VPCID, IPAddressType: "ipv4", State: stateXML{Code: "active"},
+		Scheme: lb.Scheme, Type: lb.Type, VpcID: lb.VPCID, IPAddressType: lb.IPAddressType, State: stateXML{Code: state},
 	}
 	for _, id := range lb.Subnets {
 		az := azXML{SubnetID: id}
@@ -115,9 +116,15 @@ type targetHealthXML struct {
 }
 
 type targetHealthDescXML struct {
-	Target          targetXML `xml:"Target"`
-	HealthCheckPort string    `xml:"HealthCheckPort"`
-	State           string    `xml:"TargetHealth>State"`
+	Target          targetXML            `xml:"Target"`
+	HealthCheckPort string               `xml:"HealthCheckPort"`
+	Health          targetHealthStateXML `xml:"TargetHealth"`
+}
+
+type targetHealthStateXML struct {
+	State       string `xml:"State"`
+	Reason      string `xml:"Reason,omitempty"`
+	Description string `xml:"Description,omitempty"`
 }
 
 type targetXML struct {

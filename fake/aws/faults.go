@@ -1,6 +1,7 @@
 package aws
 
 import (
+	"net"
 	"net/http"
 	"time"
 )
@@ -11,7 +12,7 @@ type Fault struct {
 	Action string
 	// Code is the error code to answer with ("Throttling",
 	// "RequestLimitExceeded", "InternalFailure", "ResourceInUse", ...); ""
-	// injects only Latency and lets the call proceed.
+	// (without Drop) injects only Latency and lets the call proceed.
 	Code string
 	// Status is the HTTP status; 0 means 400 for most codes and 500 for
 	// "InternalFailure", "InternalError" and "ServiceUnavailable" (503).
@@ -26,6 +27,17 @@ type Fault struct {
 	Rate float64
 	// Latency delays every hit call by this much.
 	Latency time.Duration
+	// AfterApply lets the call run and change the state as usual, and only
+	// then answers with the fault (the error Code, or a dropped connection
+	// with Drop) instead of the result: the write happened but the client
+	// never learns it, as when a response is lost. A retry then meets the
+	// changed state. With neither Code nor Drop it changes nothing.
+	AfterApply bool
+	// Drop closes the connection with a TCP reset instead of answering: the
+	// client sees "connection reset by peer" (the SDK's standard retryer
+	// retries it as a connection error, for writes too). Without AfterApply
+	// the call is not applied (the request was lost on its way).
+	Drop bool
 }
 
 type faultState struct {
@@ -96,4 +108,21 @@ func (s *Server) takeFault(action string) *faultState {
 		return f
 	}
 	return nil
+}
+
+// dropConnection closes the request's connection without an answer, with a
+// reset (SO_LINGER 0) so that the client's read fails at once.
+func dropConnection(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler) // net/http closes the connection unanswered
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
 }

@@ -4,10 +4,12 @@
 // real aws-sdk-go-v2 clients at an httptest.Server running it.
 //
 // It implements exactly the calls the provider makes, with the checks AWS
-// applies that matter to a caller (duplicate names, target groups in use,
-// one target group per load balancer, unknown resources), a call log that
-// tells reads from writes, and fault injection (throttling, server errors,
-// latency) by action and count or rate.
+// applies that matter to a caller (idempotent creates and duplicate names,
+// target groups in use, one target group per load balancer, unknown
+// resources by type), the states a new NLB and a new target go through
+// (lifecycle.go), a call log that tells reads from writes, and fault
+// injection (throttling, server errors, latency, dropped connections,
+// answers lost after the write) by action and count or rate.
 package aws
 
 import (
@@ -47,6 +49,12 @@ type Call struct {
 	ErrorCode string
 	// AccessKeyID is the access key the request was signed with.
 	AccessKeyID string
+	// Dropped is true when a fault closed the connection instead of
+	// answering (see Fault.Drop); ErrorCode is then "".
+	Dropped bool
+	// Applied is true when a fault with AfterApply hit the call: it ran
+	// (and, unless it failed, changed the state) before the fault's answer.
+	Applied bool
 }
 
 // IAMAction is the action as an IAM policy names it ("ec2:DescribeSubnets").
@@ -67,6 +75,13 @@ type Server struct {
 	instances     map[string]*Instance
 	groups        map[string]*SecurityGroup
 	rules         map[string]*SecurityGroupRule
+
+	// See lifecycle.go.
+	provisioningDescribes  int
+	initialHealthDescribes int
+	provisioning           map[string]int  // load balancer ARN -> describes left in provisioning
+	initialChecks          map[string]int  // targetKey -> describes left in initial
+	unhealthy              map[string]bool // instance IDs that fail health checks
 
 	calls  []Call
 	seen   map[string]bool // IAM actions ever called; ResetCalls keeps them
@@ -118,6 +133,12 @@ func New(region string) *Server {
 		groups:        map[string]*SecurityGroup{},
 		rules:         map[string]*SecurityGroupRule{},
 		seen:          map[string]bool{},
+
+		provisioningDescribes:  1,
+		initialHealthDescribes: 1,
+		provisioning:           map[string]int{},
+		initialChecks:          map[string]int{},
+		unhealthy:              map[string]bool{},
 	}
 }
 
@@ -185,17 +206,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if f := s.takeFault(action); f != nil {
+	f := s.takeFault(action)
+	if f != nil {
 		if f.Latency > 0 {
 			select {
 			case <-time.After(f.Latency):
 			case <-r.Context().Done():
 			}
 		}
-		if f.Code != "" {
-			call.ErrorCode = f.Code
-			s.log(call)
-			s.writeError(w, service, &apiError{status: f.status(), code: f.Code, message: f.message()})
+		if !f.AfterApply && (f.Drop || f.Code != "") {
+			s.answerFault(w, service, call, f)
 			return
 		}
 	}
@@ -208,6 +228,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		result, aerr = s.ec2(action, q)
 	}
 	s.mu.Unlock()
+	if f != nil && f.AfterApply && (f.Drop || f.Code != "") {
+		call.Applied = true
+		s.answerFault(w, service, call, f)
+		return
+	}
 	if aerr != nil {
 		call.ErrorCode = aerr.code
 	}
@@ -221,6 +246,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.writeEC2(w, action, result)
 	}
+}
+
+// answerFault logs call and answers it with the fault: its error, or no
+// answer at all.
+func (s *Server) answerFault(w http.ResponseWriter, service string, call Call, f *faultState) {
+	if f.Drop {
+		call.Dropped = true
+		s.log(call)
+		dropConnection(w)
+		return
+	}
+	call.ErrorCode = f.Code
+	s.log(call)
+	s.writeError(w, service, &apiError{status: f.status(), code: f.Code, message: f.message()})
 }
 
 // checkSignature returns the access key ID of a SigV4 Authorization header

@@ -51,6 +51,9 @@ func TestContract(t *testing.T) {
 func (e *testEnv) inventory(*testing.T) map[string]string {
 	inv := map[string]string{}
 	for _, lb := range e.fake.LoadBalancers() {
+		// provisioning -> active is the cloud's progress, not a change
+		// the provider made.
+		lb.State = ""
 		inv["loadbalancer/"+lb.ARN] = fmt.Sprintf("%+v", lb)
 	}
 	for _, tg := range e.fake.TargetGroups() {
@@ -73,6 +76,9 @@ func (e *testEnv) writeLog(*testing.T) []string {
 			s := c.IAMAction()
 			if c.ErrorCode != "" {
 				s += " (" + c.ErrorCode + ")"
+			}
+			if c.Dropped {
+				s += " (connection dropped)"
 			}
 			out = append(out, s)
 		}
