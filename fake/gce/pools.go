@@ -180,6 +180,19 @@ func (s *Server) forwardingRuleHandler() handler {
 				return invalid("Invalid value for field 'resource.portRange': '%s'.", fr.GetPortRange())
 			}
 			fr.PortRange = proto.String(strconv.Itoa(lo) + "-" + strconv.Itoa(hi))
+			if ip := fr.GetIPAddress(); strings.Contains(ip, "/") {
+				// An address's URL (full or partial) stands for its IP, which
+				// is what the rule then reports.
+				rel := s.relative(ip)
+				if !strings.HasPrefix(rel, q.scope+"/addresses/") || strings.Count(rel, "/") != 3 {
+					return invalid("Invalid value for field 'resource.IPAddress': '%s'. The address must be a regional address in %s.", ip, q.scope)
+				}
+				a, ok := s.addresses[rel]
+				if !ok {
+					return notFound(s.rel(rel))
+				}
+				fr.IPAddress = proto.String(a.GetAddress())
+			}
 			if fr.IPAddress == nil {
 				fr.IPAddress = proto.String(s.freeIP(q.scope))
 			} else {

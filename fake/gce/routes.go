@@ -39,6 +39,11 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, parts []string, f
 	case len(parts) >= 2 && parts[0] == "global":
 		q = request{scope: "global", collection: parts[1]}
 		parts = parts[2:]
+	case len(parts) == 2 && parts[0] == "aggregated" && r.Method == http.MethodGet:
+		if e := s.aggregatedList(w, parts[1], parseFilter(r.URL.Query().Get("filter"))); e != nil {
+			fail(e)
+		}
+		return
 	case len(parts) == 4 && parts[0] == "zones" && parts[2] == "instances" && r.Method == http.MethodGet:
 		key := strings.Join(parts, "/")
 		inst, ok := s.instances[key]
@@ -75,6 +80,21 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, parts []string, f
 		return
 	}
 
+	if q.collection == "targetPools" && q.verb == "getHealth" && q.scope != "global" && r.Method == http.MethodPost {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			fail(invalid("reading body: %v", err))
+			return
+		}
+		health, e := s.targetPoolHealth(q, body)
+		if e != nil {
+			fail(e)
+			return
+		}
+		writeProto(w, health)
+		return
+	}
+
 	// A repeated requestId (a retried mutation) gets the original
 	// operation and changes nothing, as on GCE.
 	if id := r.URL.Query().Get("requestId"); id != "" && r.Method != http.MethodGet {
@@ -91,9 +111,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, parts []string, f
 	}
 	switch {
 	case q.name == "" && r.Method == http.MethodGet:
-		items := h.list(q.scope, parseFilter(r.URL.Query().Get("filter")))
-		writeJSON(w, map[string]any{"kind": h.kind + "List", "id": "projects/" + s.project + "/" + q.scope + "/" + q.collection,
-			"items": items, "selfLink": s.link(q.scope + "/" + q.collection)})
+		list := map[string]any{"kind": h.kind + "List", "id": "projects/" + s.project + "/" + q.scope + "/" + q.collection,
+			"selfLink": s.link(q.scope + "/" + q.collection)}
+		if items := h.list(q.scope, parseFilter(r.URL.Query().Get("filter"))); len(items) > 0 {
+			list["items"] = items // the API leaves "items" out of an empty list
+		}
+		writeJSON(w, list)
 	case q.name == "" && r.Method == http.MethodPost:
 		body, err := io.ReadAll(r.Body)
 		if err != nil {

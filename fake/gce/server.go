@@ -8,16 +8,20 @@
 // httpHealthChecks collection, which computepb lacks, as the
 // google.golang.org/api/compute/v1 type) and rendered with the same JSON
 // encodings the clients decode. Mutations answer with an Operation that is
-// RUNNING and turns DONE on a later get or wait. Errors use Google's error
-// shape. The server records every call and can inject faults (5xx, 429,
-// quota, latency).
+// RUNNING and turns DONE on a later get or wait. Lists leave "items" out
+// when empty; aggregated lists and targetPools.getHealth answer in the API's
+// shapes. Errors use Google's error shape. The server records every call
+// and can inject faults (5xx, 429, quota, latency, dropped connections,
+// answers lost after the change).
 package gce
 
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -37,10 +41,14 @@ type Call struct {
 	// Path is the URL path below /compute/v1/projects/{project}/.
 	Path string
 	// Write is true for requests that change state (inserts, deletes,
-	// updates, addInstance, ...); operation get/wait and lists are reads.
+	// updates, addInstance, ...); operation get/wait, lists, aggregated
+	// lists and targetPools.getHealth are reads.
 	Write bool
-	// Status is the HTTP status the server answered with.
+	// Status is the HTTP status the server answered with; 0 when a fault
+	// dropped the connection instead (Dropped).
 	Status int
+	// Dropped is true when a fault closed the connection unanswered.
+	Dropped bool
 }
 
 // Fault makes matching requests fail or slow down.
@@ -49,8 +57,8 @@ type Fault struct {
 	Method string
 	// PathContains matches a substring of the path below the project.
 	PathContains string
-	// Status is the HTTP status to answer with (503, 429, 403, ...); 0 only
-	// adds Latency.
+	// Status is the HTTP status to answer with (503, 429, 403, ...); 0
+	// (without Drop) only adds Latency.
 	Status int
 	// Reason is the errors[0].reason; derived from Status when empty.
 	Reason string
@@ -63,10 +71,14 @@ type Fault struct {
 	// httpErrorStatusCode, Reason its error code).
 	InOperation bool
 	// AfterApply handles the request normally, then answers with Status
-	// anyway: the change happened but the client never learns it, as when
-	// a response is lost. A retry with the same requestId gets the
-	// original operation.
+	// (or drops the connection, with Drop) anyway: the change happened but
+	// the client never learns it, as when a response is lost. A retry with
+	// the same requestId gets the original operation.
 	AfterApply bool
+	// Drop closes the connection with a TCP reset instead of answering (the
+	// client sees "connection reset by peer"; Status is ignored). Without
+	// AfterApply the request is not handled: it was lost on its way.
+	Drop bool
 	// Times is how many matching requests the fault applies to; 0 means all.
 	Times int
 }
@@ -83,6 +95,8 @@ type Server struct {
 	targetPools     map[string]*computepb.TargetPool
 	forwardingRules map[string]*computepb.ForwardingRule
 	instances       map[string]*computepb.Instance
+	unhealthy       map[string]bool // instance keys that fail health checks
+	regions         []string        // listed by aggregated lists (see SetRegions)
 	ops             map[string]*operation
 	requestIDs      map[string]string
 	quotas          map[string]int
@@ -104,6 +118,8 @@ func New(project string) *Server {
 		targetPools:     map[string]*computepb.TargetPool{},
 		forwardingRules: map[string]*computepb.ForwardingRule{},
 		instances:       map[string]*computepb.Instance{},
+		unhealthy:       map[string]bool{},
+		regions:         slices.Clone(DefaultRegions),
 		ops:             map[string]*operation{},
 		requestIDs:      map[string]string{},
 		quotas:          map[string]int{},
@@ -164,6 +180,32 @@ func (s *Server) ResetCalls() {
 	s.calls = nil
 }
 
+// DefaultRegions are the regions a new fake's aggregated lists report
+// (besides any region that holds a resource).
+var DefaultRegions = []string{"asia-east1", "europe-west1", "us-central1", "us-east1", "us-west1"}
+
+// SetRegions replaces the regions the aggregated lists report; a region
+// that holds a resource is always reported.
+func (s *Server) SetRegions(regions ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.regions = slices.Clone(regions)
+}
+
+// SetInstanceHealthy sets whether an instance passes its target pools'
+// health checks, as targetPools.getHealth reports them (a running instance
+// does unless set).
+func (s *Server) SetInstanceHealthy(zone, name string, healthy bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := "zones/" + zone + "/instances/" + name
+	if healthy {
+		delete(s.unhealthy, key)
+	} else {
+		s.unhealthy[key] = true
+	}
+}
+
 // AddInstance registers a VM instance (zones/{zone}/instances/{name}) with
 // network tags, so target pools can reference it and tags can be read.
 func (s *Server) AddInstance(zone, name string, tags ...string) {
@@ -189,7 +231,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path := strings.TrimPrefix(r.URL.Path, prefix)
-	write := r.Method != http.MethodGet && !strings.HasSuffix(path, "/wait")
+	// Operation waits and targetPools.getHealth are POSTs that read.
+	write := r.Method != http.MethodGet && !strings.HasSuffix(path, "/wait") && !strings.HasSuffix(path, "/getHealth")
 
 	fault, latency := s.matchFault(r.Method, path)
 	if latency > 0 {
@@ -198,12 +241,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 		}
 	}
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	defer func() {
+	logCall := func(c Call) {
 		s.mu.Lock()
-		s.calls = append(s.calls, Call{Method: r.Method, Path: path, Write: write, Status: rec.status})
+		s.calls = append(s.calls, c)
 		s.mu.Unlock()
-	}()
+	}
+	if fault != nil && fault.Drop {
+		if fault.AfterApply {
+			s.route(&rawWriter{b: &strings.Builder{}}, r, strings.Split(path, "/"), nil)
+		}
+		// Logged before the reset, so the client cannot see the reset
+		// before the log does.
+		logCall(Call{Method: r.Method, Path: path, Write: write, Dropped: true})
+		dropConnection(w)
+		return
+	}
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	defer func() { logCall(Call{Method: r.Method, Path: path, Write: write, Status: rec.status}) }()
 	if fault != nil && fault.Status != 0 && !fault.InOperation {
 		if fault.AfterApply {
 			s.route(&rawWriter{b: &strings.Builder{}}, r, strings.Split(path, "/"), nil)
@@ -215,6 +269,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.route(rec, r, strings.Split(path, "/"), fault)
+}
+
+// dropConnection closes the request's connection without an answer, with a
+// reset (SO_LINGER 0) so that the client's read fails at once.
+func dropConnection(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler) // net/http closes the connection unanswered
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
 }
 
 type statusRecorder struct {
