@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
+	"time"
 
 	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
@@ -49,10 +51,23 @@ func solicitationFilter() ([]bpf.RawInstruction, error) {
 	})
 }
 
+// tentativeWait bounds how long listenNDPSocket waits for the interface's
+// link-local address to become usable: it is tentative, and cannot be
+// bound (EADDRNOTAVAIL), until duplicate address detection ends, about a
+// second after the link comes up (a node booting, a bond re-created).
+const tentativeWait = 3 * time.Second
+
 func listenNDPSocket(ifi *net.Interface) (*ndpSocket, error) {
-	c, _, err := ndp.Listen(ifi, ndp.LinkLocal)
-	if err != nil {
-		return nil, fmt.Errorf("open ICMPv6 socket on %s: %w", ifi.Name, err)
+	var c *ndp.Conn
+	for deadline := time.Now().Add(tentativeWait); ; time.Sleep(50 * time.Millisecond) {
+		var err error
+		c, _, err = ndp.Listen(ifi, ndp.LinkLocal)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EADDRNOTAVAIL) || time.Now().After(deadline) {
+			return nil, fmt.Errorf("open ICMPv6 socket on %s: %w", ifi.Name, err)
+		}
 	}
 	// Nothing is read from the ICMPv6 socket.
 	var block ipv6.ICMPFilter
