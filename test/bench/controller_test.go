@@ -3,11 +3,11 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +26,7 @@ import (
 	controllersmetrics "k8s.io/component-base/metrics/prometheus/controllers"
 	"k8s.io/klog/v2"
 
+	"github.com/extlb/extlb/controller"
 	"github.com/extlb/extlb/controller/manager"
 	"github.com/extlb/extlb/fake/cluster/clustertest"
 	"github.com/extlb/extlb/fake/memory"
@@ -44,7 +45,34 @@ type controllerVariant struct {
 	workers         int
 	qps             float32
 	burst           int
-	start           func(ctx context.Context, cfg *rest.Config, mem *memory.Provider, workers int, qps float32, burst int) error
+	start           startFunc
+}
+
+// startFunc runs one contender against cfg and the provider lb until ctx
+// ends.
+type startFunc func(ctx context.Context, cfg *rest.Config, lb providers.LoadBalancer, s runSettings) error
+
+// runSettings are what every contender is given.
+type runSettings struct {
+	workers int
+	qps     float32
+	burst   int
+	// resync is the informers' resync period; 0 means 30 s.
+	resync time.Duration
+	// nodePortRange is the API server's --service-node-port-range, for
+	// extlb's allocator; zero means the default.
+	nodePortRange controller.PortRange
+	// informers, when set, is handed the contender's informer factory
+	// before it starts, so that a benchmark can tell when its caches have
+	// synced (and what they hold) without informers of its own.
+	informers func(informers.SharedInformerFactory)
+}
+
+func (s runSettings) resyncPeriod() time.Duration {
+	if s.resync == 0 {
+		return 30 * time.Second
+	}
+	return s.resync
 }
 
 type controllerResult struct {
@@ -62,10 +90,7 @@ type controllerResult struct {
 // times, API writes per Service, provider calls during an idle resync, and
 // ratios.
 func BenchmarkControllerVsUpstream(b *testing.B) {
-	n := 1000
-	if v, err := strconv.Atoi(os.Getenv("EXTLB_BENCH_SERVICES")); err == nil && v > 0 {
-		n = v
-	}
+	n := envInt("EXTLB_BENCH_SERVICES", 1000)
 	ours := manager.DefaultOptions()
 	variants := []controllerVariant{
 		{name: "extlb (defaults + admission policy)", admissionPolicy: true, workers: ours.Controller.Workers, qps: ours.QPS, burst: ours.Burst, start: startExtlb},
@@ -141,7 +166,7 @@ func runControllerVariant(b *testing.B, v controllerVariant, n int) controllerRe
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- v.start(runCtx, cfg, mem, v.workers, v.qps, v.burst) }()
+	go func() { done <- v.start(runCtx, cfg, mem, runSettings{workers: v.workers, qps: v.qps, burst: v.burst}) }()
 	defer func() { stop(); <-done }()
 
 	var r controllerResult
@@ -181,31 +206,42 @@ func poll(b *testing.B, timeout time.Duration, done func() bool) {
 	}
 }
 
-func startExtlb(ctx context.Context, cfg *rest.Config, mem *memory.Provider, workers int, qps float32, burst int) error {
+func startExtlb(ctx context.Context, cfg *rest.Config, lb providers.LoadBalancer, s runSettings) error {
 	o := manager.DefaultOptions()
 	o.Controller.Class.Name = "extlb.io/fake" // the class manifests/admission-policy is written for
-	o.Controller.Workers = workers
-	o.QPS, o.Burst = qps, burst
-	o.ResyncPeriod = 30 * time.Second
+	o.Controller.Workers = s.workers
+	if s.nodePortRange.Size > 0 {
+		o.Controller.NodePortRange = s.nodePortRange
+	}
+	o.QPS, o.Burst = s.qps, s.burst
+	o.ResyncPeriod = s.resyncPeriod()
 	o.MetricsAddr = ""
 	ctx = klog.NewContext(ctx, klog.Background().V(1))
-	return manager.Run(ctx, o, cfg, func(context.Context, providers.Env) (providers.LoadBalancer, error) { return mem, nil })
+	return manager.Run(ctx, o, cfg, func(_ context.Context, env providers.Env) (providers.LoadBalancer, error) {
+		if s.informers != nil {
+			s.informers(env.Informers)
+		}
+		return lb, nil
+	})
 }
 
-func startUpstream(ctx context.Context, cfg *rest.Config, mem *memory.Provider, workers int, qps float32, burst int) error {
+func startUpstream(ctx context.Context, cfg *rest.Config, lb providers.LoadBalancer, s runSettings) error {
 	cfg = rest.CopyConfig(cfg)
-	cfg.QPS, cfg.Burst = qps, burst
+	cfg.QPS, cfg.Burst = s.qps, s.burst
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
-	factory := informers.NewSharedInformerFactory(client, 30*time.Second)
-	ctrl, err := servicecontroller.New(ccm.New("extlb-bench", mem), client, factory.Core().V1().Services(), factory.Core().V1().Nodes(), "bench", featuregate.NewFeatureGate())
+	factory := informers.NewSharedInformerFactory(client, s.resyncPeriod())
+	ctrl, err := servicecontroller.New(ccm.New("extlb-bench", lb), client, factory.Core().V1().Services(), factory.Core().V1().Nodes(), "bench", featuregate.NewFeatureGate())
 	if err != nil {
 		return err
 	}
+	if s.informers != nil {
+		s.informers(factory)
+	}
 	factory.Start(ctx.Done())
-	ctrl.Run(ctx, workers, controllersmetrics.NewControllerManagerMetrics("bench"))
+	ctrl.Run(ctx, s.workers, controllersmetrics.NewControllerManagerMetrics("bench"))
 	factory.Shutdown()
 	return nil
 }
@@ -232,46 +268,76 @@ func createNode(b *testing.B, ctx context.Context, c kubernetes.Interface, name 
 
 func createServices(b *testing.B, ctx context.Context, c kubernetes.Interface, n int) {
 	b.Helper()
-	var wg sync.WaitGroup
-	var failed atomic.Value
-	next := atomic.Int64{}
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				svc := fixtures.Service("default", fmt.Sprintf("svc-%04d", i), fixtures.WithSelector(map[string]string{"app": "bench"}),
-					fixtures.WithPorts(fixtures.Port("http", v1.ProtocolTCP, 80, 0)))
-				if _, err := c.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-					failed.Store(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err, _ := failed.Load().(error); err != nil {
+	err := forEachConcurrently(ctx, n, 16, func(i int) error {
+		svc := fixtures.Service("default", fmt.Sprintf("svc-%04d", i), fixtures.WithSelector(map[string]string{"app": "bench"}),
+			fixtures.WithPorts(fixtures.Port("http", v1.ProtocolTCP, 80, 0)))
+		_, err := c.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
 		b.Fatalf("creating services: %v", err)
 	}
 }
 
-// writeCounter counts the write requests a controller sends, by kind.
+// writeCounter counts the write requests a controller sends, by kind, and
+// the Services that got a successful status write.
 type writeCounter struct {
 	mu     sync.Mutex
 	counts map[string]int64
+	// statusWritten holds the Services (namespace/name) that got a
+	// successful status write with an address; statusServices is its
+	// size, for cheap polling.
+	statusWritten  map[string]struct{}
+	statusServices atomic.Int64
 }
 
 func (w *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-		if req.Method != http.MethodGet {
-			w.add(writeKind(req))
+		if req.Method == http.MethodGet {
+			return rt.RoundTrip(req)
 		}
-		return rt.RoundTrip(req)
+		kind := writeKind(req)
+		w.add(kind)
+		resp, err := rt.RoundTrip(req)
+		if kind == "status" && err == nil && resp.StatusCode/100 == 2 && writesIngress(req) {
+			w.statusOK(req.URL.Path)
+		}
+		return resp, err
 	})
+}
+
+// writesIngress reports whether a status write sends an address (upstream
+// adds its finalizer through the status subresource too).
+func writesIngress(req *http.Request) bool {
+	if req.GetBody == nil {
+		return false
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return false
+	}
+	defer body.Close()
+	data, err := io.ReadAll(body)
+	return err == nil && bytes.Contains(data, []byte(`"ingress":[{`))
+}
+
+// statusOK records a successful write to
+// .../namespaces/<ns>/services/<name>/status.
+func (w *writeCounter) statusOK(path string) {
+	parts := strings.Split(strings.TrimSuffix(path, "/status"), "/")
+	if len(parts) < 4 {
+		return
+	}
+	key := parts[len(parts)-3] + "/" + parts[len(parts)-1]
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.statusWritten == nil {
+		w.statusWritten = map[string]struct{}{}
+	}
+	if _, ok := w.statusWritten[key]; !ok {
+		w.statusWritten[key] = struct{}{}
+		w.statusServices.Add(1)
+	}
 }
 
 func writeKind(req *http.Request) string {
