@@ -7,9 +7,10 @@
 #   make bench         benchmarks (not part of make test)
 #   make run           the demo: a local control plane, three simulated
 #                      nodes, the controller and the fake cloud
-#   make controlplane  build (and cache) kube-apiserver, etcd and the node
-#                      programs (kubelet, kube-proxy, controller-manager,
-#                      scheduler in one kube-node executable)
+#   make controlplane  build (and cache) kube-apiserver and etcd
+#   make nodes         the same, plus the node programs (kubelet, kube-proxy,
+#                      controller-manager, scheduler in one kube-node
+#                      executable); make test needs them, make run does not
 #   make image         container image (needs a Docker engine)
 
 GO         ?= go
@@ -24,7 +25,7 @@ IMAGE      ?= extlb:$(VERSION)
 TEST_PACKAGES  := iproute2
 BENCH_PACKAGES := iproute2 haproxy
 
-.PHONY: all build test unit vet fmt-check deps bench-deps controlplane bench run image clean
+.PHONY: all build test unit vet fmt-check deps bench-deps controlplane nodes bench run image clean
 
 all: build
 
@@ -40,6 +41,9 @@ bench-deps:
 	@bash .ci/apt-install.sh $(BENCH_PACKAGES)
 
 controlplane:
+	$(GO) run ./fake/cluster/cmd/build-controlplane
+
+nodes:
 	$(GO) run ./fake/cluster/cmd/build-controlplane -nodes
 
 vet:
@@ -51,7 +55,7 @@ fmt-check:
 # The whole suite, verbose into $(OUT)/test.log; the summary (and the check
 # that tests needing root or the control plane really ran) is printed at
 # the end.
-test: deps controlplane vet fmt-check
+test: deps controlplane nodes vet fmt-check
 	@mkdir -p $(OUT)
 	@EXTLB_REQUIRE_CONTROLPLANE=1 $(GO) test $(TEST_FLAGS) -v ./... 2>&1 | tee $(OUT)/test.log | grep -E '^(ok|FAIL|panic:)|^\s*--- FAIL' || true; \
 	  bash .ci/summarize.sh $(OUT)/test.log; rc=$$?; \
