@@ -2,7 +2,6 @@ package controller
 
 import (
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,13 +17,9 @@ import (
 // (the fingerprint in its message): those are re-checked at
 // RestartResyncQPS, after the new and changed ones.
 
-// fingerprintMarker introduces the Service fingerprint in the message of
-// the Ensured condition.
-const fingerprintMarker = "fingerprint "
-
 // ensuredMessage is the message of the Ensured condition for fp.
 func ensuredMessage(fp uint64) string {
-	return fmt.Sprintf("The load balancer matches the Service (%s%016x)", fingerprintMarker, fp)
+	return fmt.Sprintf("The load balancer matches the Service (fingerprint %016x)", fp)
 }
 
 // leftEnsured reports whether the last run's condition says svc, as it is
@@ -36,8 +31,7 @@ func (c *Controller) leftEnsured(svc *v1.Service) bool {
 	}
 	cond := meta.FindStatusCondition(svc.Status.Conditions, ConditionLoadBalancerReady)
 	return cond != nil && cond.Status == metav1.ConditionTrue && cond.Reason == ReasonEnsured &&
-		cond.ObservedGeneration == svc.Generation &&
-		strings.Contains(cond.Message, fmt.Sprintf("%s%016x", fingerprintMarker, serviceFingerprint(svc)))
+		cond.ObservedGeneration == svc.Generation && cond.Message == ensuredMessage(serviceFingerprint(svc))
 }
 
 // restartPacer holds the keys of Services left ensured, seen before the

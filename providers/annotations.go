@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -44,7 +45,7 @@ func (a Annotations) Check(svc *v1.Service) error {
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		if k == AnnotationServedByClass || a.implements(k) {
+		if k == AnnotationServedByClass || slices.Contains(a.Implemented, k) {
 			continue
 		}
 		if why, ok := a.Refused[k]; ok {
@@ -59,15 +60,6 @@ func (a Annotations) Check(svc *v1.Service) error {
 		}
 	}
 	return nil
-}
-
-func (a Annotations) implements(k string) bool {
-	for _, i := range a.Implemented {
-		if i == k {
-			return true
-		}
-	}
-	return false
 }
 
 func (a Annotations) answersFor(k string) bool {
